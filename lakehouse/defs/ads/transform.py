@@ -1,0 +1,51 @@
+"""ADS per-vehicle hourly mileage and speed as DuckDB SQL over the DWD hour.
+
+Over the hour's ``loc_valid`` points of each vehicle, ordered by ``event_time`` with ties broken
+by ``lng, lat, speed``: the seed's planar distance ``sqrt((|dlng|*111)^2 + (|dlat|*111)^2)`` km
+(kept for parity with the MaxLake numbers), its great-circle (haversine) equivalent, and the
+mean speed. The first point of a vehicle contributes 0 distance.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+EARTH_RADIUS_KM = 6371.0
+KM_PER_DEGREE = 111.0
+
+
+def ads_relation(
+    con: duckdb.DuckDBPyConnection, dwd_view: str, stat_hour: str
+) -> duckdb.DuckDBPyRelation:
+    """One row per vehicle with at least one valid point in the hour, ordered by vin."""
+    return con.sql(
+        f"""
+        WITH points AS (
+            SELECT vin, speed, lng, lat,
+                   lag(lng) OVER w AS prev_lng,
+                   lag(lat) OVER w AS prev_lat
+            FROM {dwd_view}
+            WHERE loc_valid
+            WINDOW w AS (PARTITION BY vin ORDER BY event_time, lng, lat, speed)
+        ),
+        legs AS (
+            SELECT vin, speed,
+                   sqrt(pow(abs(lng - prev_lng) * {KM_PER_DEGREE}, 2)
+                        + pow(abs(lat - prev_lat) * {KM_PER_DEGREE}, 2)) AS planar_km,
+                   2 * {EARTH_RADIUS_KM} * asin(sqrt(
+                        pow(sin(radians(lat - prev_lat) / 2), 2)
+                        + cos(radians(prev_lat)) * cos(radians(lat))
+                          * pow(sin(radians(lng - prev_lng) / 2), 2))) AS haversine_km
+            FROM points
+        )
+        SELECT vin,
+               ?::VARCHAR AS stat_hour,
+               coalesce(fsum(planar_km), 0.0) AS total_distance,
+               coalesce(fsum(haversine_km), 0.0) AS total_distance_haversine,
+               avg(speed) AS avg_speed
+        FROM legs
+        GROUP BY vin
+        ORDER BY vin
+        """,
+        params=[stat_hour],
+    )

@@ -1,0 +1,72 @@
+"""Hourly partitions and their mapping to the hive layout ``dt=YYYY-MM-DD/hh=HH``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+PARTITION_START = "2025-01-01-00:00"
+PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+
+# end_offset=1 keeps the hour in progress addressable: files arrive during it, and a
+# near-real-time view of the current hour is part of the product.
+hourly_partitions = dg.HourlyPartitionsDefinition(
+    start_date=PARTITION_START, timezone="UTC", end_offset=1
+)
+
+_KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}:00$")
+
+
+class BadPartitionKey(ValueError):
+    """A partition key that is not an hour in the ``YYYY-MM-DD-HH:00`` form."""
+
+
+@dataclass(frozen=True)
+class HourPartition:
+    """One arrival hour; the unit every hourly layer reads and replaces."""
+
+    start: datetime
+
+    @classmethod
+    def from_key(cls, key: str) -> HourPartition:
+        if not isinstance(key, str) or not _KEY_RE.match(key):
+            raise BadPartitionKey(
+                f"partition key {key!r} is not an hour of the form YYYY-MM-DD-HH:00"
+            )
+        try:
+            return cls(datetime.strptime(key, PARTITION_KEY_FORMAT))
+        except ValueError as exc:
+            raise BadPartitionKey(f"partition key {key!r} is not a valid hour: {exc}") from None
+
+    @classmethod
+    def from_hive(cls, dt: str, hh: str) -> HourPartition:
+        return cls.from_key(f"{dt}-{hh}:00")
+
+    @property
+    def key(self) -> str:
+        return self.start.strftime(PARTITION_KEY_FORMAT)
+
+    @property
+    def dt(self) -> str:
+        return self.start.strftime("%Y-%m-%d")
+
+    @property
+    def hh(self) -> str:
+        return self.start.strftime("%H")
+
+    @property
+    def hive_path(self) -> str:
+        """Relative directory of the hour inside a table: ``dt=YYYY-MM-DD/hh=HH``."""
+        return f"dt={self.dt}/hh={self.hh}"
+
+    @property
+    def stat_hour(self) -> str:
+        """The seed's ``stat_hour`` label, ``'YYYY-MM-DD HH'``."""
+        return f"{self.dt} {self.hh}"
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(hours=1)

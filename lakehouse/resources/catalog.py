@@ -1,0 +1,44 @@
+"""The analysts' DuckDB catalog file and the in-process DuckDB compute engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+DEFAULT_CATALOG_PATH = "data/catalog.duckdb"
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The DuckDB database file whose views expose the warehouse tables to SQL and BI tools."""
+
+    path: str | None = Field(
+        default=None,
+        description=f"Catalog file. Default $LAKEHOUSE_CATALOG_PATH or {DEFAULT_CATALOG_PATH}.",
+    )
+
+    def resolved_path(self) -> Path:
+        raw = self.path or os.environ.get("LAKEHOUSE_CATALOG_PATH") or DEFAULT_CATALOG_PATH
+        return Path(raw).expanduser().resolve()
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection, retried while another process holds the file's lock."""
+        path = self.resolved_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with DuckDBResource(database=str(path)).get_connection() as conn:
+            yield conn
+
+
+def compute_engine() -> DuckDBResource:
+    """In-memory DuckDB for the layer transforms; a fresh database per step."""
+    # Outputs are explicitly ordered, so insertion order need not be kept (less memory).
+    return DuckDBResource(
+        database=":memory:", connection_config={"preserve_insertion_order": False}
+    )

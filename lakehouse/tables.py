@@ -1,0 +1,46 @@
+"""Names and Arrow schemas of the layer tables: the warehouse's public contract."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+ODS_TABLE = "ods_vehicle_gps_raw"
+DWD_TABLE = "dwd_vehicle_gps"
+ADS_TABLE = "ads_vehicle_hourly_stat"
+
+HOURLY_TABLES = (ODS_TABLE, DWD_TABLE, ADS_TABLE)
+
+ODS_SCHEMA = pa.schema(
+    [
+        pa.field("vin", pa.string()),
+        pa.field("device_id", pa.string()),
+        pa.field("report_time", pa.string()),
+        pa.field("lng", pa.float64()),
+        pa.field("lat", pa.float64()),
+        pa.field("speed", pa.float64()),
+        pa.field("raw_payload", pa.string()),
+    ]
+)
+
+DWD_SCHEMA = pa.schema(
+    [
+        pa.field("vin", pa.string(), nullable=False),
+        pa.field("event_time", pa.timestamp("us"), nullable=False),
+        pa.field("lng", pa.float64()),
+        pa.field("lat", pa.float64()),
+        pa.field("speed", pa.float64(), nullable=False),
+        pa.field("loc_valid", pa.bool_(), nullable=False),
+    ]
+)
+
+ADS_SCHEMA = pa.schema(
+    [
+        pa.field("vin", pa.string(), nullable=False),
+        pa.field("stat_hour", pa.string(), nullable=False),
+        pa.field("total_distance", pa.float64(), nullable=False),
+        pa.field("total_distance_haversine", pa.float64(), nullable=False),
+        pa.field("avg_speed", pa.float64(), nullable=False),
+    ]
+)
+
+TABLE_SCHEMAS = {ODS_TABLE: ODS_SCHEMA, DWD_TABLE: DWD_SCHEMA, ADS_TABLE: ADS_SCHEMA}

@@ -1,0 +1,1 @@
+"""The warehouse zone: atomic partition writes, partition reads and the analyst catalog."""
