@@ -1,0 +1,134 @@
+"""Bad raw files: junk is skipped, unreadable or mis-schema'd files are quarantined, the rest lands."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK
+from lakehouse.defs.ods.intake import junk_reason, schema_problems
+from lakehouse.tables import ADS_TABLE, ODS_SCHEMA, ODS_TABLE
+from lakehouse.warehouse.partition_store import partition_relpath
+from lakehouse_tests.conftest import HOUR, materialize_hour, ods_table, write_raw
+
+GOOD = [
+    {"vin": "VIN001", "device_id": "D1", "report_time": "2025-09-17 23:00:00",
+     "lng": 120.0, "lat": 30.0, "speed": 10.0, "raw_payload": "p"},
+    {"vin": "VIN001", "device_id": "D1", "report_time": "2025-09-17 23:00:10",
+     "lng": 120.01, "lat": 30.0, "speed": 20.0, "raw_payload": "p"},
+]  # fmt: skip
+MORE = [
+    {"vin": "VIN002", "device_id": "D2", "report_time": "2025-09-17 23:00:00",
+     "lng": 121.0, "lat": 31.0, "speed": 30.0, "raw_payload": "q"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "reason"),
+    [
+        (".DS_Store", 6148, "hidden/system file"),
+        ("_SUCCESS", 0, "marker/metadata file"),
+        ("part-1.parquet.tmp", 100, "temporary upload name"),
+        (".part-3.parquet.inprogress", 100, "hidden/system file"),
+        ("upload.parquet.crdownload", 100, "temporary upload name"),
+        ("notes.csv", 100, "unknown extension"),
+        ("empty.parquet", 0, "zero-byte object"),
+        ("data.PARQUET", 10, None),
+        ("data.orc", 10, None),
+    ],
+)
+def test_junk_is_recognised_by_name_and_size(name, size, reason):
+    assert junk_reason(name, size) == reason
+
+
+def test_schema_problems_name_every_mismatch():
+    bad = pa.schema([("vin", pa.int64()), ("lng", pa.string()), ("lat", pa.float32())])
+    problems = schema_problems(bad)
+    assert "column 'vin' is int64, expected string" in problems
+    assert "column 'lng' is string, expected double" in problems
+    assert "missing column 'report_time'" in problems
+    assert not any("'lat'" in p for p in problems)  # float32 widens to double
+    assert schema_problems(ODS_SCHEMA.append(pa.field("extra", pa.int8()))) == []
+
+
+def _corrupt_data_pages(table: pa.Table) -> bytes:
+    """A Parquet file whose footer is intact but whose column data is garbage."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    payload = bytearray(sink.getvalue().to_pybytes())
+    footer_start = len(payload) - 8 - int.from_bytes(payload[-8:-4], "little")
+    for i in range(4, footer_start):
+        payload[i] = 0xA5
+    return bytes(payload)
+
+
+def test_bad_files_are_quarantined_and_good_files_land(local_storage, catalog):
+    raw = local_storage.raw()
+    write_raw(raw, "good.parquet", ods_table(GOOD))
+    write_raw(raw, "good.orc", ods_table(MORE))
+    hour_dir = f"{ODS_TABLE}/{HOUR.hive_path}"
+    raw.write_bytes(f"{hour_dir}/.DS_Store", b"\x00\x00\x00\x01Bud1")
+    raw.write_bytes(f"{hour_dir}/_SUCCESS", b"")
+    raw.write_bytes(f"{hour_dir}/empty.parquet", b"")
+    raw.write_bytes(f"{hour_dir}/upload.parquet.tmp", b"PAR1 partial")
+    raw.write_bytes(f"{hour_dir}/corrupt.parquet", b"PAR1" + bytes(range(256)) * 4 + b"PAR1")
+    raw.write_bytes(f"{hour_dir}/corrupt.orc", b"ORC" + b"\x07" * 300)
+    raw.write_bytes(f"{hour_dir}/bad_pages.parquet", _corrupt_data_pages(ods_table(MORE * 50)))
+    write_raw(raw, "wrong_schema.parquet", pa.table({"vin": ["X"], "latitude": [1.0]}))
+
+    result = materialize_hour(local_storage, catalog)
+    assert result.success
+
+    ods = result.asset_materializations_for_node(ODS_TABLE)[0].metadata
+    assert ods["rows_out"].value == 3
+    assert ods["files_read"].value == 2
+    assert ods["files_skipped"].value == 4
+    assert ods["files_quarantined"].value == 4
+    reasons = {q["file"].rsplit("/", 1)[1]: q["reason"] for q in ods["quarantined"].value}
+    assert set(reasons) == {"corrupt.parquet", "corrupt.orc", "bad_pages.parquet",
+                            "wrong_schema.parquet"}  # fmt: skip
+    assert reasons["wrong_schema.parquet"].startswith("schema mismatch: missing column")
+    assert "footer" in reasons["corrupt.parquet"]
+    assert reasons["bad_pages.parquet"].startswith("unreadable data")
+    skipped = {s["file"].rsplit("/", 1)[1]: s["reason"] for s in ods["skipped"].value}
+    assert skipped["empty.parquet"] == "zero-byte object"
+    assert skipped["upload.parquet.tmp"] == "temporary upload name"
+
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks[NO_QUARANTINED_FILES_CHECK].passed
+
+    warehouse = local_storage.warehouse()
+    record = json.loads(warehouse.read_bytes(f"_intake/{ODS_TABLE}/{HOUR.hive_path}/intake.json"))
+    assert sorted(f.rsplit("/", 1)[1] for f in record["accepted"]) == ["good.orc", "good.parquet"]
+    assert len(record["quarantined"]) == 4
+
+    ads = pq.read_table(warehouse.path(partition_relpath(ADS_TABLE, HOUR))).to_pylist()
+    assert [r["vin"] for r in ads] == ["VIN001", "VIN002"]
+    # Raw files are never modified or removed.
+    assert raw.exists(f"{hour_dir}/corrupt.parquet") and raw.exists(f"{hour_dir}/.DS_Store")
+
+
+def test_compatible_types_are_widened(local_storage, catalog):
+    table = (
+        ods_table(GOOD)
+        .set_column(5, "speed", pa.array([10, 20], pa.int32()))
+        .append_column("firmware", pa.array(["1.2", "1.2"]))
+    )
+    write_raw(local_storage.raw(), "ints.parquet", table)
+    result = materialize_hour(local_storage, catalog)
+    assert result.success
+    ods = pq.read_table(local_storage.warehouse().path(partition_relpath(ODS_TABLE, HOUR)))
+    assert ods.schema.equals(ODS_SCHEMA)
+    assert ods.column("speed").to_pylist() == [10.0, 20.0]
+
+
+def test_an_hour_without_files_publishes_empty_layers(local_storage, catalog):
+    result = materialize_hour(local_storage, catalog)
+    assert result.success
+    ods = result.asset_materializations_for_node(ODS_TABLE)[0].metadata
+    assert (ods["rows_out"].value, ods["files_read"].value) == (0, 0)
+    ads = pq.read_table(local_storage.warehouse().path(partition_relpath(ADS_TABLE, HOUR)))
+    assert ads.num_rows == 0

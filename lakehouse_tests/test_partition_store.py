@@ -1,0 +1,132 @@
+"""Partitions are replaced atomically: idempotent re-runs, failures leave the old data intact."""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lakehouse.partitions import HourPartition
+from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
+from lakehouse.warehouse.partition_store import (
+    STAGING_DIR,
+    MissingPartition,
+    partition_relpath,
+    read_partition,
+    write_partition,
+)
+from lakehouse_tests.conftest import HOUR, materialize_hour
+
+SCHEMA = pa.schema([("x", pa.int64())])
+
+
+def _batches(*chunks):
+    for chunk in chunks:
+        if isinstance(chunk, Exception):
+            raise chunk
+        yield pa.record_batch([pa.array(chunk, pa.int64())], schema=SCHEMA)
+
+
+def _published(zone, partition=HOUR):
+    return pq.read_table(zone.path(partition_relpath("t", partition))).column("x").to_pylist()
+
+
+def test_rewrite_replaces_the_whole_partition(local_storage):
+    zone = local_storage.warehouse()
+    write_partition(zone, "t", HOUR, SCHEMA, _batches([1, 2, 3]))
+    written = write_partition(zone, "t", HOUR, SCHEMA, _batches([4], [5]))
+    assert _published(zone) == [4, 5]
+    assert written.rows == 2
+    assert zone.list_files("t", recursive=True)[0].path.endswith("hh=23/part-0.parquet")
+    assert len(zone.list_files("t", recursive=True)) == 1
+
+
+def test_failure_mid_write_keeps_previous_partition(local_storage):
+    zone = local_storage.warehouse()
+    write_partition(zone, "t", HOUR, SCHEMA, _batches([1, 2, 3]))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_partition(
+            zone, "t", HOUR, SCHEMA, _batches([7] * 10, RuntimeError("disk on fire")),
+            rows_per_row_group=4,
+        )  # fmt: skip
+    assert _published(zone) == [1, 2, 3]
+    assert zone.list_files(STAGING_DIR, recursive=True) == []
+
+
+def test_validator_rejection_keeps_previous_partition(local_storage):
+    zone = local_storage.warehouse()
+    write_partition(zone, "t", HOUR, SCHEMA, _batches([1]))
+
+    def reject_negative(chunk: pa.Table) -> None:
+        if min(chunk.column("x").to_pylist()) < 0:
+            raise ValueError("negative x")
+
+    with pytest.raises(ValueError, match="negative x"):
+        write_partition(zone, "t", HOUR, SCHEMA, _batches([5], [-1]), validate=reject_negative,
+                        rows_per_row_group=1)  # fmt: skip
+    assert _published(zone) == [1]
+
+
+def test_two_partitions_written_concurrently_both_land(local_storage):
+    zone = local_storage.warehouse()
+    other = HourPartition.from_key("2025-09-17-22:00")
+    errors = []
+
+    def write(partition, values):
+        try:
+            for _ in range(5):
+                write_partition(zone, "t", partition, SCHEMA, _batches(values))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(HOUR, list(range(1000)))),
+        threading.Thread(target=write, args=(other, list(range(5)))),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _published(zone) == list(range(1000))
+    assert _published(zone, other) == list(range(5))
+
+
+def test_reading_a_missing_partition_says_what_to_do(local_storage):
+    with pytest.raises(MissingPartition, match="materialize the upstream asset"):
+        read_partition(local_storage.warehouse(), DWD_TABLE, HOUR)
+
+
+def test_rematerializing_an_hour_is_idempotent(local_storage, catalog):
+    from lakehouse.sample_data import write_sample_data
+
+    write_sample_data(local_storage.raw(), start=HOUR.start, vehicles=8, interval_s=60, dirty=True)
+    assert materialize_hour(local_storage, catalog).success
+    zone = local_storage.warehouse()
+    first = {
+        t: zone.read_bytes(partition_relpath(t, HOUR)) for t in (ODS_TABLE, DWD_TABLE, ADS_TABLE)
+    }
+    assert materialize_hour(local_storage, catalog).success
+    second = {t: zone.read_bytes(partition_relpath(t, HOUR)) for t in first}
+    assert first == second
+
+
+def test_failed_rematerialization_leaves_published_layers(local_storage, catalog, monkeypatch):
+    from lakehouse.defs.ads import assets as ads_assets
+    from lakehouse.sample_data import write_sample_data
+
+    write_sample_data(local_storage.raw(), start=HOUR.start, vehicles=5, interval_s=60)
+    assert materialize_hour(local_storage, catalog).success
+    zone = local_storage.warehouse()
+    before = zone.read_bytes(partition_relpath(ADS_TABLE, HOUR))
+
+    def broken_relation(con, view, stat_hour):
+        return con.sql(f"SELECT vin, error('engine died') AS stat_hour FROM {view}")
+
+    monkeypatch.setattr(ads_assets, "ads_relation", broken_relation)
+    result = materialize_hour(local_storage, catalog, raise_on_error=False)
+    assert not result.success
+    assert zone.read_bytes(partition_relpath(ADS_TABLE, HOUR)) == before
+    assert zone.list_files(STAGING_DIR, recursive=True) == []
