@@ -1,4 +1,4 @@
-"""Bad raw files: junk is skipped, unreadable or mis-schema'd files are quarantined, the rest lands."""
+"""Bad raw files: junk skipped, unreadable or mis-schemad files quarantined, the rest lands."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-
 # The hour's chain runs in one process: per-step subprocesses would cost seconds each for work
 # that takes about as long, and the three steps run one after another anyway.
 hourly_lakehouse_job = dg.define_asset_job(

@@ -32,7 +32,9 @@ class CatalogResource(dg.ConfigurableResource):
         """A read-write connection, retried while another process holds the file's lock."""
         path = self.resolved_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with DuckDBResource(database=str(path)).get_connection() as conn:
+        # Never download extensions mid-run (offline hosts would stall); load installed ones.
+        config = {"autoinstall_known_extensions": False, "autoload_known_extensions": True}
+        with DuckDBResource(database=str(path), connection_config=config).get_connection() as conn:
             yield conn
 
 

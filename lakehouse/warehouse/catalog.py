@@ -53,7 +53,7 @@ def ensure_view(catalog: CatalogResource, warehouse: Zone, table: str, hourly: b
         except duckdb.Error as exc:
             if warehouse.is_local:
                 raise
-            return f"skipped: {type(exc).__name__} (an S3 view needs DuckDB's httpfs extension)"
+            return f"skipped: {_first_line(exc)} (S3 views need DuckDB's httpfs in the catalog)"
         conn.execute(f"COMMENT ON VIEW {quote_identifier(table)} IS {quote_literal(statement)}")
     return "created"
 
@@ -64,3 +64,7 @@ def _current_definition(conn: duckdb.DuckDBPyConnection, table: str) -> str | No
         "SELECT comment FROM duckdb_views() WHERE view_name = ? AND NOT internal", [table]
     ).fetchone()
     return row[0] if row else None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,31 @@
+"""The whole code location loads, so a broken definition fails CI first."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from lakehouse.definitions import defs
+from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
+
+
+def test_definitions_load_with_the_layers_grouped():
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {ODS_TABLE: "ods", DWD_TABLE: "dwd", ADS_TABLE: "ads"}
+    assert graph.get(dg.AssetKey(ADS_TABLE)).parent_keys == {dg.AssetKey(DWD_TABLE)}
+    assert graph.get(dg.AssetKey(DWD_TABLE)).parent_keys == {dg.AssetKey(ODS_TABLE)}
+
+
+def test_hourly_job_runs_in_process_over_hourly_partitions():
+    job = defs.resolve_job_def("hourly_lakehouse_job")
+    assert job.executor_def is dg.in_process_executor
+    assert job.partitions_def is not None
+    assert "2025-09-17-23:00" in job.partitions_def.get_partition_keys()
+
+
+def test_every_layer_declares_a_blocking_schema_check():
+    specs = list(defs.resolve_asset_graph().asset_check_keys)
+    names = {(k.asset_key.to_user_string(), k.name) for k in specs}
+    for table in (ODS_TABLE, DWD_TABLE, ADS_TABLE):
+        assert (table, "pandera_schema") in names
