@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import boto3
+import pandas as pd
+import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 
@@ -39,26 +41,52 @@ def _ads_rows(zone, partition=HOUR):
     return pq.read_table(path, filesystem=zone.filesystem).to_pylist()
 
 
+def _expected_drops(zone, data_files: tuple[str, ...]) -> dict[str, int]:
+    """Drop counts recomputed with pandas straight from the raw data files, rule by rule."""
+    frames = []
+    for relative in data_files:
+        reader = pq.read_table if relative.endswith(".parquet") else orc.read_table
+        frames.append(reader(zone.path(relative)).to_pandas())
+    raw = pd.concat(frames, ignore_index=True)
+    null_vin = raw["vin"].isna()
+    bad_speed = ~null_vin & ~(raw["speed"] >= 0)
+    parsed = pd.to_datetime(raw["report_time"], format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    bad_time = ~null_vin & ~bad_speed & parsed.isna()
+    kept = raw[~(null_vin | bad_speed | bad_time)].assign(event_time=parsed)
+    key = ["vin", "event_time", "lng", "lat", "speed"]
+    return {
+        "rows_in": len(raw),
+        "null_vin": int(null_vin.sum()),
+        "invalid_speed": int(bad_speed.sum()),
+        "unparseable_report_time": int(bad_time.sum()),
+        "duplicate_report": int(kept.duplicated(subset=key).sum()),
+    }
+
+
 def test_in_process_chain_reports_metadata_and_checks(local_storage, catalog):
     report = write_sample_data(
-        local_storage.raw(), start=HOUR.start, vehicles=10, interval_s=30, dirty=True
+        local_storage.raw(), start=HOUR.start, vehicles=40, interval_s=10, dirty=True
     )
+    expected = _expected_drops(local_storage.raw(), report.files)
+    assert expected["rows_in"] == report.total_rows
+    assert min(expected.values()) > 0, "the sample must exercise every drop reason"
     result = materialize_hour(local_storage, catalog)
     assert result.success
     ods = result.asset_materializations_for_node(ODS_TABLE)[0].metadata
     dwd = result.asset_materializations_for_node(DWD_TABLE)[0].metadata
     assert ods["rows_out"].value == report.total_rows
-    assert dwd["rows_in"].value == report.total_rows
-    assert dwd["dropped_duplicate_report"].value == report.dirt["duplicate_rows"]
-    assert dwd["dropped_null_vin"].value == report.dirt["null_vin"]
-    assert dwd["dropped_invalid_speed"].value == report.dirt["negative_speed"]
-    assert dwd["dropped_unparseable_report_time"].value == report.dirt["bad_report_time"]
+    assert dwd["rows_in"].value == expected["rows_in"]
+    for reason in ("null_vin", "invalid_speed", "unparseable_report_time", "duplicate_report"):
+        assert dwd[f"dropped_{reason}"].value == expected[reason], reason
+    assert dwd["rows_out"].value == expected["rows_in"] - sum(
+        v for k, v in expected.items() if k != "rows_in"
+    )
     assert len(ods["preview"].value.records) == 5
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed
               for c in result.get_asset_check_evaluations()}  # fmt: skip
     assert checks[(ADS_TABLE, "pandera_schema")] is True
     assert checks[(ODS_TABLE, "no_quarantined_files")] is False  # dirty mode uploads junk
-    assert len(_ads_rows(local_storage.warehouse())) == 10
+    assert len(_ads_rows(local_storage.warehouse())) == 40
 
 
 def test_cli_materializes_an_hour(tmp_path, monkeypatch):

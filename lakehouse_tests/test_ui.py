@@ -39,7 +39,9 @@ def _graphql(port: int) -> dict:
 def test_dagster_dev_loads_the_workspace(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    # The code server runs from the workspace's folder, so anchor the instance paths here.
+    config = (REPO / "dagster.yaml").read_text().replace("data/dagster", f"{home}/data/dagster")
+    (home / "dagster.yaml").write_text(config)
     port = free_port()
     proc = subprocess.Popen(
         [
