@@ -8,6 +8,7 @@ shows up in the UI afterwards.
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime
 
 import dagster as dg
@@ -48,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"generated {report.total_rows:,} raw rows in {len(report.files)} files for {partition.key}"
     )
-    with dg.DagsterInstance.get() as instance:
+    if "DAGSTER_HOME" in os.environ:
+        instance = dg.DagsterInstance.get()
+    else:
+        print("DAGSTER_HOME is not set: this run will not be kept for the UI (see README)")
+        instance = dg.DagsterInstance.ephemeral()
+    with instance:
         result = defs.resolve_job_def("hourly_lakehouse_job").execute_in_process(
             partition_key=partition.key, instance=instance, raise_on_error=False
         )
