@@ -2,15 +2,14 @@
 
 import dagster as dg
 
-from lakehouse.defs.ads.assets import ads_vehicle_hourly_stat
-from lakehouse.defs.dwd.assets import dwd_vehicle_gps
+from lakehouse.defs.dwd_ads.assets import dwd_and_ads_hour
 from lakehouse.defs.jobs import hourly_lakehouse_job
 from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.resources.catalog import CatalogResource, compute_engine
 from lakehouse.resources.storage import LakehouseStorage
 
 defs = dg.Definitions(
-    assets=[ods_vehicle_gps_raw, dwd_vehicle_gps, ads_vehicle_hourly_stat],
+    assets=[ods_vehicle_gps_raw, dwd_and_ads_hour],
     jobs=[hourly_lakehouse_job],
     resources={
         "storage": LakehouseStorage(),

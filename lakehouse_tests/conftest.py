@@ -140,3 +140,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
     env.update(extra)
     return env
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, table: str) -> dict:
+    """Metadata of the run's (single) materialization of ``table``."""
+    (event,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(table)
+    ]
+    return event.metadata

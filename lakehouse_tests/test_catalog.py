@@ -7,10 +7,11 @@ import pyarrow as pa
 
 from lakehouse.partitions import HourPartition
 from lakehouse.sample_data import write_sample_data
+from lakehouse.sql_text import quote_identifier
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
-from lakehouse.warehouse.catalog import ensure_view, quote_identifier
+from lakehouse.warehouse.catalog import ensure_view
 from lakehouse.warehouse.partition_store import write_partition
-from lakehouse_tests.conftest import HOUR, materialize_hour
+from lakehouse_tests.conftest import HOUR, materialization_metadata, materialize_hour
 
 
 def test_catalog_views_serve_every_layer_with_partition_columns(local_storage, catalog):
@@ -28,7 +29,7 @@ def test_catalog_views_serve_every_layer_with_partition_columns(local_storage, c
 
     # A partition published later shows through the existing view, which stays unchanged.
     result = materialize_hour(local_storage, catalog, partition=later)
-    meta = result.asset_materializations_for_node(ADS_TABLE)[0].metadata
+    meta = materialization_metadata(result, ADS_TABLE)
     assert meta["catalog_view"].value == "unchanged"
     with duckdb.connect(str(catalog.resolved_path()), read_only=True) as conn:
         hours = conn.sql(f"SELECT DISTINCT dt || ' ' || hh FROM {ADS_TABLE} ORDER BY 1").fetchall()

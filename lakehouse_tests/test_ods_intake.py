@@ -12,7 +12,13 @@ from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK
 from lakehouse.defs.ods.intake import junk_reason, schema_problems
 from lakehouse.tables import ADS_TABLE, ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
-from lakehouse_tests.conftest import HOUR, materialize_hour, ods_table, write_raw
+from lakehouse_tests.conftest import (
+    HOUR,
+    materialization_metadata,
+    materialize_hour,
+    ods_table,
+    write_raw,
+)
 
 GOOD = [
     {"vin": "VIN001", "device_id": "D1", "report_time": "2025-09-17 23:00:00",
@@ -82,7 +88,7 @@ def test_bad_files_are_quarantined_and_good_files_land(local_storage, catalog):
     result = materialize_hour(local_storage, catalog)
     assert result.success
 
-    ods = result.asset_materializations_for_node(ODS_TABLE)[0].metadata
+    ods = materialization_metadata(result, ODS_TABLE)
     assert ods["rows_out"].value == 3
     assert ods["files_read"].value == 2
     assert ods["files_skipped"].value == 4
@@ -128,7 +134,7 @@ def test_compatible_types_are_widened(local_storage, catalog):
 def test_an_hour_without_files_publishes_empty_layers(local_storage, catalog):
     result = materialize_hour(local_storage, catalog)
     assert result.success
-    ods = result.asset_materializations_for_node(ODS_TABLE)[0].metadata
+    ods = materialization_metadata(result, ODS_TABLE)
     assert (ods["rows_out"].value, ods["files_read"].value) == (0, 0)
     ads = pq.read_table(local_storage.warehouse().path(partition_relpath(ADS_TABLE, HOUR)))
     assert ads.num_rows == 0

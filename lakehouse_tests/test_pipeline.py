@@ -17,7 +17,13 @@ from lakehouse.partitions import HourPartition
 from lakehouse.sample_data import write_sample_data
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
-from lakehouse_tests.conftest import HOUR, S3_SECRET_KEY, materialize_hour, subprocess_env
+from lakehouse_tests.conftest import (
+    HOUR,
+    S3_SECRET_KEY,
+    materialization_metadata,
+    materialize_hour,
+    subprocess_env,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = shutil.which("dagster")
@@ -72,8 +78,8 @@ def test_in_process_chain_reports_metadata_and_checks(local_storage, catalog):
     assert min(expected.values()) > 0, "the sample must exercise every drop reason"
     result = materialize_hour(local_storage, catalog)
     assert result.success
-    ods = result.asset_materializations_for_node(ODS_TABLE)[0].metadata
-    dwd = result.asset_materializations_for_node(DWD_TABLE)[0].metadata
+    ods = materialization_metadata(result, ODS_TABLE)
+    dwd = materialization_metadata(result, DWD_TABLE)
     assert ods["rows_out"].value == report.total_rows
     assert dwd["rows_in"].value == expected["rows_in"]
     for reason in ("null_vin", "invalid_speed", "unparseable_report_time", "duplicate_report"):
@@ -164,7 +170,7 @@ def test_chain_against_a_real_s3_server(s3_storage, s3_bucket, s3_env, catalog):
     assert not any(k.startswith("warehouse/_staging/") and k.endswith(".parquet") for k in keys)
     ads = _ads_rows(s3_storage.warehouse())
     assert len(ads) == 6
-    ods = result.asset_materializations_for_node(ODS_TABLE)[0].metadata
+    ods = materialization_metadata(result, ODS_TABLE)
     assert ods["files_quarantined"].value == 2  # the generator's corrupt and wrong-schema files
     assert ods["path"].value.startswith(f"s3://{s3_bucket}/warehouse/")
     # No httpfs in this offline catalog: the view is skipped with a reason, fast, not fatal.

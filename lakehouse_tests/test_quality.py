@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import dagster as dg
-import pandas as pd
+import duckdb
 import pandera.errors
 import pyarrow as pa
 import pytest
 
-from lakehouse.defs.publishing import publish_hour
+from lakehouse.defs.publishing import publish_batches, publish_query
 from lakehouse.quality.enforcement import ChunkedSchemaValidator, SchemaViolation
 from lakehouse.quality.schemas import AdsVehicleHourlyStat, DwdVehicleGps, OdsVehicleGpsRaw
 from lakehouse.tables import ADS_SCHEMA, ADS_TABLE, DWD_SCHEMA, DWD_TABLE
@@ -45,8 +45,8 @@ ADS_ROW = {
 
 
 def test_valid_frames_pass_every_layer_schema():
-    DwdVehicleGps.validate(_dwd().to_pandas())
-    AdsVehicleHourlyStat.validate(_ads([ADS_ROW]).to_pandas())
+    DwdVehicleGps.validate(_dwd())
+    AdsVehicleHourlyStat.validate(_ads([ADS_ROW]))
 
 
 @pytest.mark.parametrize(
@@ -69,14 +69,14 @@ def test_dwd_violations_are_caught(overrides, check):
 def test_ads_duplicate_vin_bad_hour_and_negative_distance_are_caught():
     bad = [ADS_ROW, {**ADS_ROW, "stat_hour": "2025-09-17T23", "total_distance": -3.0}]
     with pytest.raises(pandera.errors.SchemaErrors) as caught:
-        AdsVehicleHourlyStat.validate(_ads(bad).to_pandas(), lazy=True)
-    checks = set(caught.value.failure_cases["check"].astype(str))
+        AdsVehicleHourlyStat.validate(_ads(bad), lazy=True)
+    checks = set(caught.value.failure_cases.column("check").to_pylist())
     assert {"field_uniqueness", "greater_than_or_equal_to(0)"} <= checks
     assert any(c.startswith("str_matches") for c in checks)
 
 
 def test_ods_wrong_dtype_and_extra_column_are_caught():
-    frame = pd.DataFrame(
+    frame = pa.table(
         {
             "vin": ["V"],
             "device_id": ["D"],
@@ -90,18 +90,32 @@ def test_ods_wrong_dtype_and_extra_column_are_caught():
     )
     with pytest.raises(pandera.errors.SchemaErrors) as caught:
         OdsVehicleGpsRaw.validate(frame, lazy=True)
-    checks = set(caught.value.failure_cases["check"].astype(str))
+    checks = set(caught.value.failure_cases.column("check").to_pylist())
     assert "column_in_schema" in checks
     assert any("dtype" in c for c in checks)
 
 
 def test_publish_refuses_violating_rows_and_shows_the_cases(local_storage, catalog):
     warehouse = local_storage.warehouse()
-    publish_hour(warehouse, catalog, ADS_TABLE, HOUR, _ads([ADS_ROW]).to_batches())
+    publish_batches(warehouse, catalog, ADS_TABLE, HOUR, _ads([ADS_ROW]).to_batches())
     bad = _ads([{**ADS_ROW, "avg_speed": -7.5}])
     with pytest.raises(dg.Failure) as caught:
-        publish_hour(warehouse, catalog, ADS_TABLE, HOUR, bad.to_batches())
+        publish_batches(warehouse, catalog, ADS_TABLE, HOUR, bad.to_batches())
     assert "-7.5" in caught.value.metadata["failure_cases"].value
     assert caught.value.metadata["failures"].value == 1
     still = read_partition(warehouse, ADS_TABLE, HOUR).to_table().to_pylist()
     assert still == [ADS_ROW]
+
+
+def test_engine_written_partitions_are_validated_before_publishing(local_storage, catalog):
+    warehouse = local_storage.warehouse()
+    good = "SELECT 'VIN001' AS vin, '2025-09-17 23' AS stat_hour, 1.0::DOUBLE AS total_distance, " \
+        "0.9::DOUBLE AS total_distance_haversine, 10.0::DOUBLE AS avg_speed"  # fmt: skip
+    with duckdb.connect() as con:
+        publish_query(warehouse, catalog, con, ADS_TABLE, HOUR, good)
+        duplicated = f"{good} UNION ALL {good}"
+        with pytest.raises(dg.Failure) as caught:
+            publish_query(warehouse, catalog, con, ADS_TABLE, HOUR, duplicated)
+    assert "field_uniqueness" in caught.value.metadata["failure_cases"].value
+    assert read_partition(warehouse, ADS_TABLE, HOUR).to_table().to_pylist() == [ADS_ROW]
+    assert warehouse.list_files("_staging", recursive=True) == []

@@ -10,7 +10,13 @@ import pytest
 
 from lakehouse.tables import ADS_TABLE, DWD_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
-from lakehouse_tests.conftest import HOUR, materialize_hour, ods_table, write_raw
+from lakehouse_tests.conftest import (
+    HOUR,
+    materialization_metadata,
+    materialize_hour,
+    ods_table,
+    write_raw,
+)
 
 T0 = "2025-09-17 23:00:00"
 T10 = "2025-09-17 23:00:10"
@@ -79,7 +85,7 @@ def test_dwd_rows_are_cleaned_parsed_flagged_and_deduplicated(tiny_hour):
 
 def test_dwd_reports_rows_dropped_per_reason(tiny_hour):
     _, result = tiny_hour
-    meta = result.asset_materializations_for_node(DWD_TABLE)[0].metadata
+    meta = materialization_metadata(result, DWD_TABLE)
     assert meta["rows_in"].value == 11
     assert meta["rows_out"].value == 7
     assert meta["dropped_null_vin"].value == 1

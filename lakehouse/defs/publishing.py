@@ -1,11 +1,19 @@
-"""Publish a layer's hour: validate while writing, swap in atomically, expose in the catalog."""
+"""Publish a layer's hour: validate before it is visible, swap in atomically, expose in SQL.
+
+Two writers feed the same publication: a stream of Arrow batches (ODS, read from raw files by
+pyarrow) and a DuckDB query written by DuckDB's parallel ``COPY`` (DWD, ADS). Either way the
+pandera schema sees every row before the partition is replaced, a violation fails the step with
+the failing cases shown, and nothing is published.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 
 from lakehouse.defs.checks import SCHEMA_CHECK
@@ -14,11 +22,19 @@ from lakehouse.quality.enforcement import ChunkedSchemaValidator, SchemaViolatio
 from lakehouse.quality.schemas import LAYER_SCHEMAS
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.storage import Zone
+from lakehouse.sql_text import quote_literal
 from lakehouse.tables import TABLE_SCHEMAS
 from lakehouse.warehouse.catalog import ensure_view
-from lakehouse.warehouse.partition_store import WrittenPartition, read_partition, write_partition
+from lakehouse.warehouse.partition_store import (
+    ROWS_PER_ROW_GROUP,
+    StagedFile,
+    WrittenPartition,
+    read_partition,
+    write_partition,
+)
 
 PREVIEW_ROWS = 5
+PARQUET_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROWS_PER_ROW_GROUP}"
 
 
 @dataclass(frozen=True)
@@ -30,22 +46,45 @@ class PublishedHour:
     schema_check: dg.AssetCheckResult
 
 
-def publish_hour(
+def publish_batches(
     warehouse: Zone,
     catalog: CatalogResource,
     table: str,
     partition: HourPartition,
     batches: Iterable[pa.RecordBatch],
 ) -> PublishedHour:
-    """Write the hour through the table's pandera schema and publish it.
-
-    A schema violation fails the step with the failing cases shown, and nothing is published.
-    """
+    """Stream Arrow batches into the hour, validating each row group before it is written."""
     validator = ChunkedSchemaValidator(table, LAYER_SCHEMAS[table])
-    try:
+    with _failing_on_violation(table, partition):
         written = write_partition(
             warehouse, table, partition, TABLE_SCHEMAS[table], batches, validate=validator
         )
+    return _published(warehouse, catalog, table, partition, written, validator)
+
+
+def publish_query(
+    warehouse: Zone,
+    catalog: CatalogResource,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    partition: HourPartition,
+    query: str,
+) -> PublishedHour:
+    """Let DuckDB write the query's result, validate the file, then publish it."""
+    validator = ChunkedSchemaValidator(table, LAYER_SCHEMAS[table])
+    with StagedFile(warehouse, table, partition) as staged:
+        con.execute(f"COPY ({query}) TO {quote_literal(staged.local_path)} ({PARQUET_OPTIONS})")
+        with _failing_on_violation(table, partition):
+            staged.validate(validator)
+        written = staged.publish()
+    return _published(warehouse, catalog, table, partition, written, validator)
+
+
+@contextmanager
+def _failing_on_violation(table: str, partition: HourPartition) -> Iterator[None]:
+    """Turn a schema violation into a step failure that shows the failing cases."""
+    try:
+        yield
     except SchemaViolation as violation:
         raise dg.Failure(
             description=f"{table} {partition.key} not published: it breaks the layer schema",
@@ -56,17 +95,27 @@ def publish_hour(
                 ),
             },
         ) from None
-    catalog_view = ensure_view(catalog, warehouse, table)
+
+
+def _published(
+    warehouse: Zone,
+    catalog: CatalogResource,
+    table: str,
+    partition: HourPartition,
+    written: WrittenPartition,
+    validator: ChunkedSchemaValidator,
+) -> PublishedHour:
     metadata: dict[str, object] = {
         "dagster/row_count": written.rows,
         "rows_out": written.rows,
         "path": dg.MetadataValue.path(written.url),
         "bytes": written.bytes,
         "row_groups": written.row_groups,
-        "catalog_view": catalog_view,
+        "catalog_view": ensure_view(catalog, warehouse, table),
         "preview": preview(warehouse, table, partition),
     }
     check = dg.AssetCheckResult(
+        asset_key=table,
         check_name=SCHEMA_CHECK,
         passed=True,
         metadata={

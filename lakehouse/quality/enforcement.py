@@ -1,20 +1,22 @@
 """Enforce a pandera schema on data as it is written, one bounded chunk at a time.
 
 Validation runs on each row group before it reaches storage, so a violation stops the write
-and the previously published partition stays in place. Chunks are bounded (about a million
-rows), which keeps memory flat for a large hour.
+and the previously published partition stays in place. Chunks are Arrow tables of about a
+million rows, validated by pandera's pyarrow backend without a pandas copy, which keeps memory
+flat and validation a small share of an hour's work.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import pandera.errors
-import pandera.pandas as pa
+import pandera.pyarrow as pa
 import pyarrow
 
 MAX_FAILURE_CASES = 20
+FAILURE_COLUMNS = ("column", "check", "failure_case")
 
 
 class SchemaViolation(ValueError):
@@ -39,20 +41,21 @@ class ChunkedSchemaValidator:
     schema: type[pa.DataFrameModel]
     rows_validated: int = 0
     chunks_validated: int = 0
-    _failures: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     def __call__(self, chunk: pyarrow.Table) -> None:
-        frame = chunk.to_pandas()
         try:
-            self.schema.validate(frame, lazy=True)
+            self.schema.validate(chunk, lazy=True)
         except pandera.errors.SchemaErrors as exc:
-            cases = exc.failure_cases
+            cases = _as_arrow(exc.failure_cases)
+            shown = cases.select([c for c in FAILURE_COLUMNS if c in cases.column_names])
             raise SchemaViolation(
-                self.table,
-                cases.head(MAX_FAILURE_CASES)[
-                    [c for c in ("column", "check", "failure_case", "index") if c in cases]
-                ],
-                len(cases),
+                self.table, shown.slice(0, MAX_FAILURE_CASES).to_pandas(), cases.num_rows
             ) from None
         self.rows_validated += chunk.num_rows
         self.chunks_validated += 1
+
+
+def _as_arrow(cases: object) -> pyarrow.Table:
+    if isinstance(cases, pyarrow.Table):
+        return cases
+    return pyarrow.Table.from_pandas(pd.DataFrame(cases), preserve_index=False)

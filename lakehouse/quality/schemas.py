@@ -1,24 +1,30 @@
-"""pandera schemas of the layer tables: what every published partition must satisfy."""
+"""pandera schemas of the layer tables: what every published partition must satisfy.
+
+They use pandera's pyarrow backend, so an hour is validated as the Arrow record batches it is
+written from, with vectorised compute, instead of being converted to pandas first.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
-import pandera.pandas as pa
-from pandera.typing import Series
+import narwhals.stable.v1 as nw
+import pandera.pyarrow as pa
+import pyarrow
 
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
+
+STAT_HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}$"
 
 
 class OdsVehicleGpsRaw(pa.DataFrameModel):
     """Raw reports as uploaded: typed, but any value may be missing or wrong."""
 
-    vin: Series[str] = pa.Field(nullable=True)
-    device_id: Series[str] = pa.Field(nullable=True)
-    report_time: Series[str] = pa.Field(nullable=True)
-    lng: Series[float] = pa.Field(nullable=True)
-    lat: Series[float] = pa.Field(nullable=True)
-    speed: Series[float] = pa.Field(nullable=True)
-    raw_payload: Series[str] = pa.Field(nullable=True)
+    vin: pyarrow.string() = pa.Field(nullable=True)
+    device_id: pyarrow.string() = pa.Field(nullable=True)
+    report_time: pyarrow.string() = pa.Field(nullable=True)
+    lng: pyarrow.float64() = pa.Field(nullable=True)
+    lat: pyarrow.float64() = pa.Field(nullable=True)
+    speed: pyarrow.float64() = pa.Field(nullable=True)
+    raw_payload: pyarrow.string() = pa.Field(nullable=True)
 
     class Config:
         strict = True
@@ -27,33 +33,33 @@ class OdsVehicleGpsRaw(pa.DataFrameModel):
 class DwdVehicleGps(pa.DataFrameModel):
     """Cleaned reports: identified, timed, a real speed, and an honest location flag."""
 
-    vin: Series[str] = pa.Field(nullable=False, str_length={"min_value": 1})
-    event_time: Series[pd.Timestamp] = pa.Field(nullable=False)
-    lng: Series[float] = pa.Field(nullable=True)
-    lat: Series[float] = pa.Field(nullable=True)
-    speed: Series[float] = pa.Field(nullable=False, ge=0)
-    loc_valid: Series[bool] = pa.Field(nullable=False)
+    vin: pyarrow.string() = pa.Field(nullable=False, str_length={"min_value": 1})
+    event_time: pyarrow.timestamp("us") = pa.Field(nullable=False)
+    lng: pyarrow.float64() = pa.Field(nullable=True)
+    lat: pyarrow.float64() = pa.Field(nullable=True)
+    speed: pyarrow.float64() = pa.Field(nullable=False, ge=0)
+    loc_valid: pyarrow.bool_() = pa.Field(nullable=False)
 
     class Config:
         strict = True
 
     @pa.dataframe_check(
-        error="loc_valid must equal lng BETWEEN 70 AND 140 AND lat BETWEEN 10 AND 60"
+        native=False, error="loc_valid must equal lng BETWEEN 70 AND 140 AND lat BETWEEN 10 AND 60"
     )
     @classmethod
-    def loc_valid_matches_coordinates(cls, df: pd.DataFrame) -> pd.Series:
-        expected = df["lng"].between(70, 140) & df["lat"].between(10, 60)
-        return df["loc_valid"] == expected.fillna(False)
+    def loc_valid_matches_coordinates(cls, frame: nw.DataFrame) -> nw.Expr:
+        in_range = nw.col("lng").is_between(70, 140) & nw.col("lat").is_between(10, 60)
+        return nw.col("loc_valid") == in_range.fill_null(False)
 
 
 class AdsVehicleHourlyStat(pa.DataFrameModel):
     """Per-vehicle hourly mileage and speed: one row per vin, non-negative numbers."""
 
-    vin: Series[str] = pa.Field(nullable=False, unique=True)
-    stat_hour: Series[str] = pa.Field(nullable=False, str_matches=r"^\d{4}-\d{2}-\d{2} \d{2}$")
-    total_distance: Series[float] = pa.Field(nullable=False, ge=0)
-    total_distance_haversine: Series[float] = pa.Field(nullable=False, ge=0)
-    avg_speed: Series[float] = pa.Field(nullable=False, ge=0)
+    vin: pyarrow.string() = pa.Field(nullable=False, unique=True)
+    stat_hour: pyarrow.string() = pa.Field(nullable=False, str_matches=STAT_HOUR_PATTERN)
+    total_distance: pyarrow.float64() = pa.Field(nullable=False, ge=0)
+    total_distance_haversine: pyarrow.float64() = pa.Field(nullable=False, ge=0)
+    avg_speed: pyarrow.float64() = pa.Field(nullable=False, ge=0)
 
     class Config:
         strict = True

@@ -12,15 +12,7 @@ import duckdb
 
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.storage import Zone
-
-
-def quote_identifier(name: str) -> str:
-    """A SQL identifier, quoted so that no name can break out of it."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+from lakehouse.sql_text import quote_identifier, quote_literal
 
 
 def table_glob(warehouse: Zone, table: str, hourly: bool = True) -> str:

@@ -8,23 +8,23 @@ mean speed. The first point of a vehicle contributes 0 distance.
 
 from __future__ import annotations
 
-import duckdb
+from lakehouse.sql_text import quote_literal
 
 EARTH_RADIUS_KM = 6371.0
 KM_PER_DEGREE = 111.0
 
 
-def ads_relation(
-    con: duckdb.DuckDBPyConnection, dwd_view: str, stat_hour: str
-) -> duckdb.DuckDBPyRelation:
-    """One row per vehicle with at least one valid point in the hour, ordered by vin."""
-    return con.sql(
-        f"""
+def ads_sql(dwd_source: str, stat_hour: str) -> str:
+    """One row per vehicle with at least one valid point in the hour, ordered by vin.
+
+    ``dwd_source`` is a table expression: a view name or ``read_parquet(...)``.
+    """
+    return f"""
         WITH points AS (
             SELECT vin, speed, lng, lat,
                    lag(lng) OVER w AS prev_lng,
                    lag(lat) OVER w AS prev_lat
-            FROM {dwd_view}
+            FROM {dwd_source}
             WHERE loc_valid
             WINDOW w AS (PARTITION BY vin ORDER BY event_time, lng, lat, speed)
         ),
@@ -39,13 +39,11 @@ def ads_relation(
             FROM points
         )
         SELECT vin,
-               ?::VARCHAR AS stat_hour,
+               {quote_literal(stat_hour)}::VARCHAR AS stat_hour,
                coalesce(fsum(planar_km), 0.0) AS total_distance,
                coalesce(fsum(haversine_km), 0.0) AS total_distance_haversine,
                avg(speed) AS avg_speed
         FROM legs
         GROUP BY vin
         ORDER BY vin
-        """,
-        params=[stat_hour],
-    )
+        """

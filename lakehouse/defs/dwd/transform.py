@@ -40,29 +40,30 @@ class DwdDropCounts:
         return self.rows_in - sum(self.dropped.values())
 
 
-def count_drops(con: duckdb.DuckDBPyConnection, ods_view: str) -> DwdDropCounts:
+def count_drops(con: duckdb.DuckDBPyConnection, ods_source: str) -> DwdDropCounts:
     """One scan of the ODS hour classifying every row by why it would be dropped."""
     rows = con.sql(
-        f"SELECT {_DROP_REASON} AS reason, count(*) FROM {ods_view} GROUP BY ALL"
+        f"SELECT {_DROP_REASON} AS reason, count(*) FROM {ods_source} GROUP BY ALL"
     ).fetchall()
     by_reason = {reason: count for reason, count in rows}
     dropped = {reason: int(by_reason.get(reason, 0)) for reason in DROP_REASONS}
     return DwdDropCounts(rows_in=int(sum(by_reason.values())), dropped=dropped)
 
 
-def dwd_relation(con: duckdb.DuckDBPyConnection, ods_view: str) -> duckdb.DuckDBPyRelation:
-    """The DWD rows of the hour, deduplicated and in a deterministic order."""
-    return con.sql(
-        f"""
+def dwd_sql(ods_source: str) -> str:
+    """The DWD rows of the hour, deduplicated and in a deterministic order.
+
+    ``ods_source`` is a table expression: a view name or ``read_parquet(...)``.
+    """
+    return f"""
         SELECT vin, event_time, lng, lat, speed, {_LOC_VALID} AS loc_valid
         FROM (
             SELECT DISTINCT
                 vin,
                 CAST(strptime(report_time, '{REPORT_TIME_FORMAT}') AS TIMESTAMP) AS event_time,
                 lng, lat, speed
-            FROM {ods_view}
+            FROM {ods_source}
             WHERE ({_DROP_REASON}) IS NULL
         )
         ORDER BY vin, event_time, lng, lat, speed
         """
-    )

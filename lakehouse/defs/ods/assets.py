@@ -14,7 +14,7 @@ from lakehouse.defs.ods.intake import (
     inspect_hour,
     scan_files,
 )
-from lakehouse.defs.publishing import publish_hour
+from lakehouse.defs.publishing import publish_batches
 from lakehouse.partitions import HourPartition, hourly_partitions
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.storage import LakehouseStorage, Zone
@@ -48,7 +48,7 @@ def ods_vehicle_gps_raw(
     quarantined = list(intake.quarantined)
     while True:
         try:
-            published = publish_hour(
+            published = publish_batches(
                 warehouse, catalog, ODS_TABLE, partition, scan_files(raw, accepted)
             )
             break
