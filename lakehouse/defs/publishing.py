@@ -52,12 +52,19 @@ def publish_batches(
     table: str,
     partition: HourPartition,
     batches: Iterable[pa.RecordBatch],
+    compression: str = "zstd",
 ) -> PublishedHour:
     """Stream Arrow batches into the hour, validating each row group before it is written."""
     validator = ChunkedSchemaValidator(table, LAYER_SCHEMAS[table])
     with _failing_on_violation(table, partition):
         written = write_partition(
-            warehouse, table, partition, TABLE_SCHEMAS[table], batches, validate=validator
+            warehouse,
+            table,
+            partition,
+            TABLE_SCHEMAS[table],
+            batches,
+            validate=validator,
+            compression=compression,
         )
     return _published(warehouse, catalog, table, partition, written, validator)
 

@@ -69,6 +69,7 @@ def write_partition(
     batches: Iterable[pa.RecordBatch],
     validate: ChunkValidator | None = None,
     rows_per_row_group: int = ROWS_PER_ROW_GROUP,
+    compression: str = "zstd",
 ) -> WrittenPartition:
     """Stream ``batches`` into the partition and publish it atomically.
 
@@ -86,7 +87,7 @@ def write_partition(
     try:
         with (
             zone.filesystem.open_output_stream(staging) as sink,
-            pq.ParquetWriter(sink, schema, compression="zstd") as writer,
+            pq.ParquetWriter(sink, schema, compression=compression) as writer,
         ):
             for chunk in _row_groups(batches, schema, rows_per_row_group):
                 if validate is not None:
@@ -99,6 +100,9 @@ def write_partition(
     except BaseException:
         _remove_quietly(zone, staging)
         raise
+    finally:
+        # Hand the hour's buffers back to the OS before the next step's engine needs memory.
+        pa.default_memory_pool().release_unused()
     return WrittenPartition(zone.display(final), rows, size, row_groups)
 
 

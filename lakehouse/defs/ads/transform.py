@@ -4,6 +4,10 @@ Over the hour's ``loc_valid`` points of each vehicle, ordered by ``event_time`` 
 by ``lng, lat, speed``: the seed's planar distance ``sqrt((|dlng|*111)^2 + (|dlat|*111)^2)`` km
 (kept for parity with the MaxLake numbers), its great-circle (haversine) equivalent, and the
 mean speed. The first point of a vehicle contributes 0 distance.
+
+Sums run over exact decimals (each term rounded to 1e-12) and are converted back to double:
+a parallel floating-point sum depends on the order threads add it up, and a re-run must give
+the same bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from lakehouse.sql_text import quote_literal
 
 EARTH_RADIUS_KM = 6371.0
 KM_PER_DEGREE = 111.0
+EXACT = "DECIMAL(38, 12)"
 
 
 def ads_sql(dwd_source: str, stat_hour: str) -> str:
@@ -40,9 +45,9 @@ def ads_sql(dwd_source: str, stat_hour: str) -> str:
         )
         SELECT vin,
                {quote_literal(stat_hour)}::VARCHAR AS stat_hour,
-               coalesce(fsum(planar_km), 0.0) AS total_distance,
-               coalesce(fsum(haversine_km), 0.0) AS total_distance_haversine,
-               avg(speed) AS avg_speed
+               coalesce(sum(planar_km::{EXACT})::DOUBLE, 0.0) AS total_distance,
+               coalesce(sum(haversine_km::{EXACT})::DOUBLE, 0.0) AS total_distance_haversine,
+               (sum(speed::{EXACT}) / count(speed))::DOUBLE AS avg_speed
         FROM legs
         GROUP BY vin
         ORDER BY vin

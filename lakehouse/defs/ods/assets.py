@@ -21,6 +21,9 @@ from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.tables import ODS_TABLE
 
 INTAKE_DIR = "_intake"
+# ODS is written once and read once per hour (by DWD): favour write speed (snappy encodes an
+# hour of a 30k fleet ~0.6 s faster than zstd, for ~25% more bytes).
+ODS_COMPRESSION = "snappy"
 
 
 @dg.asset(
@@ -49,7 +52,12 @@ def ods_vehicle_gps_raw(
     while True:
         try:
             published = publish_batches(
-                warehouse, catalog, ODS_TABLE, partition, scan_files(raw, accepted)
+                warehouse,
+                catalog,
+                ODS_TABLE,
+                partition,
+                scan_files(raw, accepted),
+                compression=ODS_COMPRESSION,
             )
             break
         except RawFileReadError as unreadable:
