@@ -8,6 +8,7 @@ flat and validation a small share of an hour's work.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -41,8 +42,10 @@ class ChunkedSchemaValidator:
     schema: type[pa.DataFrameModel]
     rows_validated: int = 0
     chunks_validated: int = 0
+    seconds: float = 0.0
 
     def __call__(self, chunk: pyarrow.Table) -> None:
+        started = time.perf_counter()
         try:
             self.schema.validate(chunk, lazy=True)
         except pandera.errors.SchemaErrors as exc:
@@ -51,6 +54,8 @@ class ChunkedSchemaValidator:
             raise SchemaViolation(
                 self.table, shown.slice(0, MAX_FAILURE_CASES).to_pandas(), cases.num_rows
             ) from None
+        finally:
+            self.seconds += time.perf_counter() - started
         self.rows_validated += chunk.num_rows
         self.chunks_validated += 1
 

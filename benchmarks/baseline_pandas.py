@@ -1,0 +1,54 @@
+"""Hand-written pandas baseline of the same hour: what a notebook would do, for comparison."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["vin", "report_time", "lng", "lat", "speed"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--raw-hour-dir", required=True)
+    parser.add_argument("--stat-hour", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    files = sorted(glob.glob(f"{args.raw_hour_dir}/part-*.parquet"))
+    raw = pd.concat([pd.read_parquet(f, columns=COLUMNS) for f in files], ignore_index=True)
+
+    event_time = pd.to_datetime(raw["report_time"], format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    keep = raw["vin"].notna() & (raw["speed"] >= 0) & np.isfinite(raw["speed"]) & event_time.notna()
+    dwd = raw.loc[keep, ["vin", "lng", "lat", "speed"]].assign(event_time=event_time[keep])
+    dwd = dwd.drop_duplicates(subset=["vin", "event_time", "lng", "lat", "speed"])
+    valid = dwd[dwd["lng"].between(70, 140) & dwd["lat"].between(10, 60)]
+    valid = valid.sort_values(["vin", "event_time", "lng", "lat", "speed"], kind="stable")
+
+    by_vin = valid.groupby("vin", sort=False)
+    dlng = (valid["lng"] - by_vin["lng"].shift()).abs() * 111
+    dlat = (valid["lat"] - by_vin["lat"].shift()).abs() * 111
+    planar = np.sqrt(dlng**2 + dlat**2).fillna(0.0)
+    lat1, lat2 = np.radians(by_vin["lat"].shift()), np.radians(valid["lat"])
+    dphi, dlmb = lat2 - lat1, np.radians(valid["lng"] - by_vin["lng"].shift())
+    a = np.sin(dphi / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin(dlmb / 2) ** 2
+    haversine = (2 * 6371.0 * np.arcsin(np.sqrt(a))).fillna(0.0)
+
+    ads = (
+        valid.assign(planar=planar, haversine=haversine)
+        .groupby("vin")
+        .agg(
+            total_distance=("planar", "sum"),
+            total_distance_haversine=("haversine", "sum"),
+            avg_speed=("speed", "mean"),
+        )
+        .reset_index()
+    )
+    ads.insert(1, "stat_hour", args.stat_hour)
+    ads.to_parquet(args.out, index=False)
+
+
+if __name__ == "__main__":
+    main()
