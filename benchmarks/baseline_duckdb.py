@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     files = sorted(glob.glob(f"{args.raw_hour_dir}/part-*.parquet"))
     source = "read_parquet([" + ", ".join(quote_literal(f) for f in files) + "])"
-    query = ads_sql(f"({dwd_sql(source)})", args.stat_hour)
+    query = ads_sql(f"({dwd_sql(source, ordered=False)})", args.stat_hour)
     with duckdb.connect() as con:
         con.execute(f"COPY ({query}) TO {quote_literal(args.out)} (FORMAT parquet)")
 

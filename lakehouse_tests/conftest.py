@@ -84,13 +84,20 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
+def s3_request_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The S3 server's access log: one line per HTTP request it served."""
+    return tmp_path_factory.mktemp("moto") / "requests.log"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_request_log: Path) -> Iterator[str]:
     """moto's standalone S3 server as a real HTTP process on 127.0.0.1."""
     port = free_port()
+    log = s3_request_log.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -105,6 +112,14 @@ def s3_endpoint() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+    log.close()
+
+
+def count_list_requests(log: Path, bucket: str, since: int = 0) -> int:
+    """ListObjectsV2 requests the S3 server logged for ``bucket`` after byte offset ``since``."""
+    with log.open() as handle:
+        handle.seek(since)
+        return sum(1 for line in handle if f"GET /{bucket}?" in line and "list-type=2" in line)
 
 
 @pytest.fixture

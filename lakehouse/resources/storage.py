@@ -14,11 +14,15 @@ import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 import dagster as dg
 import pyarrow.fs as pafs
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
+
+from lakehouse.resources.listing import Listing, list_local, list_s3
 
 DEFAULT_RAW_URL = "data/raw"
 DEFAULT_WAREHOUSE_URL = "data/warehouse"
@@ -110,6 +114,13 @@ class LakehouseStorage(dg.ConfigurableResource):
         description="Use virtual-hosted-style requests (bucket.endpoint); Alibaba OSS needs it.",
     )
 
+    def list_raw(self, prefix: str, start_after: str | None = None) -> Listing:
+        """Raw-zone objects under ``prefix`` whose key sorts after ``start_after``."""
+        zone = self.raw()
+        if zone.is_local:
+            return list_local(zone, prefix, start_after)
+        return list_s3(self._s3_client(), zone, prefix, start_after)
+
     def raw(self) -> Zone:
         return self._zone(self.raw_url or os.environ.get("LAKEHOUSE_RAW_URL") or DEFAULT_RAW_URL)
 
@@ -138,28 +149,44 @@ class LakehouseStorage(dg.ConfigurableResource):
         root = posixpath.join(bucket, prefix) if prefix else bucket
         return Zone(self._s3_filesystem(), root, f"s3://{root}")
 
-    def _s3_filesystem(self) -> pafs.S3FileSystem:
-        region = (
+    def _region(self) -> str:
+        return (
             self.region
             or os.environ.get("AWS_REGION")
             or os.environ.get("AWS_DEFAULT_REGION")
             or DEFAULT_REGION
         )
-        options: dict[str, object] = {
-            "region": region,
-            "force_virtual_addressing": self.virtual_addressing,
-        }
+
+    def _endpoint(self) -> SplitResult | None:
         endpoint = (
             self.endpoint_url
             or os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL")
         )
+        if not endpoint:
+            return None
+        parsed = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise StorageConfigError("the S3 endpoint must look like http(s)://host[:port]")
+        if parsed.username or parsed.password:
+            raise StorageConfigError("the S3 endpoint URL must not carry credentials")
+        return parsed
+
+    def _s3_filesystem(self) -> pafs.S3FileSystem:
+        options: dict[str, object] = {
+            "region": self._region(),
+            "force_virtual_addressing": self.virtual_addressing,
+        }
+        endpoint = self._endpoint()
         if endpoint:
-            parsed = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-            if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                raise StorageConfigError("the S3 endpoint must look like http(s)://host[:port]")
-            if parsed.username or parsed.password:
-                raise StorageConfigError("the S3 endpoint URL must not carry credentials")
-            options["endpoint_override"] = parsed.netloc
-            options["scheme"] = parsed.scheme
+            options["endpoint_override"] = endpoint.netloc
+            options["scheme"] = endpoint.scheme
         return pafs.S3FileSystem(**options)
+
+    def _s3_client(self) -> Any:
+        """A boto3 client (dagster-aws) for the listing calls pyarrow does not expose."""
+        endpoint = self._endpoint()
+        return S3Resource(
+            region_name=self._region(),
+            endpoint_url=f"{endpoint.scheme}://{endpoint.netloc}" if endpoint else None,
+        ).get_client()

@@ -50,11 +50,14 @@ def count_drops(con: duckdb.DuckDBPyConnection, ods_source: str) -> DwdDropCount
     return DwdDropCounts(rows_in=int(sum(by_reason.values())), dropped=dropped)
 
 
-def dwd_sql(ods_source: str) -> str:
-    """The DWD rows of the hour, deduplicated and in a deterministic order.
+def dwd_sql(ods_source: str, ordered: bool = True) -> str:
+    """The DWD rows of the hour, deduplicated and (by default) in a deterministic order.
 
-    ``ods_source`` is a table expression: a view name or ``read_parquet(...)``.
+    ``ods_source`` is a table expression: a view name or ``read_parquet(...)``. The order makes
+    re-runs byte-identical and clusters a vehicle's rows; a consumer that aggregates the rows
+    straight away (the benchmark's bare query) does not need it.
     """
+    order = "ORDER BY vin, event_time, lng, lat, speed" if ordered else ""
     return f"""
         SELECT vin, event_time, lng, lat, speed, {_LOC_VALID} AS loc_valid
         FROM (
@@ -65,5 +68,5 @@ def dwd_sql(ods_source: str) -> str:
             FROM {ods_source}
             WHERE ({_DROP_REASON}) IS NULL
         )
-        ORDER BY vin, event_time, lng, lat, speed
+        {order}
         """
