@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,9 @@ from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
 
 HOUR = HourPartition.from_key("2025-09-17-23:00")
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = shutil.which("dagster")
+DAEMON = shutil.which("dagster-daemon")
 # Fake credentials for the local S3 server; tests assert they never leak.
 S3_ACCESS_KEY = "AKIALAKEHOUSETEST"
 S3_SECRET_KEY = "lakehouse-secret-Zq9xW3"
@@ -165,3 +169,11 @@ def materialization_metadata(result: dg.ExecuteInProcessResult, table: str) -> d
         if e.asset_key == dg.AssetKey(table)
     ]
     return event.metadata
+
+
+def project_dir(tmp_path: Path) -> Path:
+    """A working directory with the project's own instance config, as a user would have."""
+    work = tmp_path / "project"
+    work.mkdir()
+    shutil.copy(REPO / "dagster.yaml", work / "dagster.yaml")
+    return work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,8 +15,16 @@ from lakehouse.defs.ods.discovery import ScanCursor, scan
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.partitions import HourPartition
 from lakehouse.resources.listing import ListedObject
-from lakehouse.tables import ODS_TABLE
-from lakehouse_tests.conftest import count_list_requests, ods_table, write_raw
+from lakehouse.tables import ADS_TABLE, ODS_TABLE
+from lakehouse.warehouse.partition_store import partition_relpath
+from lakehouse_tests.conftest import (
+    DAEMON,
+    count_list_requests,
+    ods_table,
+    project_dir,
+    subprocess_env,
+    write_raw,
+)
 
 ROW = {"vin": "VIN001", "device_id": "D1", "report_time": "2025-09-17 23:00:00",
        "lng": 120.0, "lat": 30.0, "speed": 10.0, "raw_payload": "p"}  # fmt: skip
@@ -163,3 +172,31 @@ def test_s3_list_calls_stay_constant_as_the_bucket_grows(
     fill(500, 2500)  # six times the history
     large = list_calls_of_a_quiet_tick()
     assert small == large == 1
+
+
+def test_daemon_discovers_an_upload_and_lands_its_ads_hour(tmp_path, s3_storage, s3_bucket, s3_env):
+    """The real daemon, a real S3 server: upload a file, its ADS hour appears within 60 s."""
+    work = project_dir(tmp_path)
+    env = subprocess_env(
+        DAGSTER_HOME=str(work),
+        LAKEHOUSE_RAW_URL=f"s3://{s3_bucket}/raw",
+        LAKEHOUSE_WAREHOUSE_URL=f"s3://{s3_bucket}/warehouse",
+        LAKEHOUSE_DATASCAN_INTERVAL_SECONDS="2",
+        **s3_env,
+    )
+    daemon = subprocess.Popen(
+        [DAEMON, "run", "-m", "lakehouse.definitions"], cwd=work, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _upload(s3_storage, "fresh.parquet", H23, ods_table([ROW, {**ROW, "vin": "VIN002"}]))
+        warehouse = s3_storage.warehouse()
+        uploaded = time.monotonic()
+        while time.monotonic() - uploaded < 60:
+            if warehouse.exists(partition_relpath(ADS_TABLE, H23)):
+                break
+            time.sleep(1)
+        assert warehouse.exists(partition_relpath(ADS_TABLE, H23)), "no ADS hour within 60 s"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)

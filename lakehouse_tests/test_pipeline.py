@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -18,24 +17,15 @@ from lakehouse.sample_data import write_sample_data
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
 from lakehouse_tests.conftest import (
+    DAEMON,
+    DAGSTER,
     HOUR,
     S3_SECRET_KEY,
     materialization_metadata,
     materialize_hour,
+    project_dir,
     subprocess_env,
 )
-
-REPO = Path(__file__).resolve().parents[1]
-DAGSTER = shutil.which("dagster")
-DAEMON = shutil.which("dagster-daemon")
-
-
-def _project_dir(tmp_path: Path) -> Path:
-    """A working directory with the project's own instance config, as a user would have."""
-    work = tmp_path / "project"
-    work.mkdir()
-    shutil.copy(REPO / "dagster.yaml", work / "dagster.yaml")
-    return work
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 180):
@@ -96,7 +86,7 @@ def test_in_process_chain_reports_metadata_and_checks(local_storage, catalog):
 
 
 def test_cli_materializes_an_hour(tmp_path, monkeypatch):
-    work = _project_dir(tmp_path)
+    work = project_dir(tmp_path)
     env = subprocess_env(DAGSTER_HOME=str(work))
     monkeypatch.chdir(work)
     from lakehouse.resources.storage import LakehouseStorage
@@ -119,7 +109,7 @@ def test_cli_materializes_an_hour(tmp_path, monkeypatch):
 
 
 def test_backfill_over_a_range_of_hours_with_the_daemon(tmp_path, monkeypatch):
-    work = _project_dir(tmp_path)
+    work = project_dir(tmp_path)
     env = subprocess_env(DAGSTER_HOME=str(work))
     monkeypatch.chdir(work)
     from lakehouse.resources.storage import LakehouseStorage
@@ -178,7 +168,7 @@ def test_chain_against_a_real_s3_server(s3_storage, s3_bucket, s3_env, catalog):
 
 
 def test_cli_against_s3_never_leaks_the_secret(tmp_path, s3_bucket, s3_env):
-    work = _project_dir(tmp_path)
+    work = project_dir(tmp_path)
     urls = {
         "LAKEHOUSE_RAW_URL": f"s3://{s3_bucket}/raw",
         "LAKEHOUSE_WAREHOUSE_URL": f"s3://{s3_bucket}/warehouse",
@@ -206,7 +196,7 @@ def test_cli_against_s3_never_leaks_the_secret(tmp_path, s3_bucket, s3_env):
 @pytest.mark.parametrize("secret_in", ["endpoint"])
 def test_a_failing_s3_run_does_not_leak_the_secret(tmp_path, s3_env, secret_in):
     """A wrong bucket fails the run; the error names the bucket, not the credentials."""
-    work = _project_dir(tmp_path)
+    work = project_dir(tmp_path)
     env = subprocess_env(
         DAGSTER_HOME=str(work), **s3_env,
         LAKEHOUSE_RAW_URL="s3://no-such-bucket-here/raw",

@@ -8,11 +8,8 @@ import signal
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
-from lakehouse_tests.conftest import free_port, subprocess_env
-
-REPO = Path(__file__).resolve().parents[1]
+from lakehouse_tests.conftest import REPO, free_port, subprocess_env
 
 QUERY = """
 { workspaceOrError { ... on Workspace { locationEntries {
