@@ -19,7 +19,6 @@ from urllib.parse import SplitResult, urlsplit
 
 import dagster as dg
 import pyarrow.fs as pafs
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from lakehouse.resources.listing import Listing, list_local, list_s3
@@ -185,6 +184,10 @@ class LakehouseStorage(dg.ConfigurableResource):
 
     def _s3_client(self) -> Any:
         """A boto3 client (dagster-aws) for the listing calls pyarrow does not expose."""
+        # Imported here: dagster-aws pulls in boto3 and costs ~0.5 s of every process start,
+        # while only the sensor's S3 listing needs it.
+        from dagster_aws.s3 import S3Resource
+
         endpoint = self._endpoint()
         return S3Resource(
             region_name=self._region(),
