@@ -105,6 +105,16 @@ def test_junk_and_bad_files_are_skipped_and_flagged_without_failing(storage):
     assert flagged["wrong.parquet"].startswith("schema mismatch: missing column")
     assert observation.metadata["files"].value == 3
     assert observation.metadata["rows_in_footers"].value == 1
+    skipped = {
+        s["key"].rsplit("/", 1)[1]: s["reason"] for s in observation.metadata["skipped"].value
+    }
+    assert skipped == {
+        ".DS_Store": "hidden/system file",
+        "_SUCCESS": "marker/metadata file",
+        "empty.parquet": "zero-byte object",
+        "up.parquet.tmp": "temporary upload name",
+        "notes.txt": "unknown extension",
+    }
 
 
 def test_cursor_survives_a_restart(storage):
@@ -200,3 +210,20 @@ def test_daemon_discovers_an_upload_and_lands_its_ads_hour(tmp_path, s3_storage,
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
+
+
+def test_hours_sliding_out_of_the_window_are_not_reported_as_late():
+    def obj(partition: HourPartition, name: str, stamp: str = "t0") -> ListedObject:
+        return ListedObject(f"{_hour_dir(partition)}/{name}", 10, stamp)
+
+    first = scan([obj(H22, "a.parquet")], ScanCursor(), lateness_hours=1)
+    later = HourPartition.from_key("2025-09-18-05:00")
+    # H22 was processed; a new, much later hour pushes it out of the window.
+    second = scan([obj(H22, "a.parquet"), obj(later, "b.parquet")], first.cursor, lateness_hours=1)
+    assert [h.partition.key for h in second.changed] == [later.key]
+    assert second.skipped == []
+    # A file that changes H22 now is genuinely too late, and says so.
+    third = scan([obj(H22, "a.parquet", "t1")], second.cursor, lateness_hours=1)
+    assert third.changed == []
+    assert third.skipped == [(f"{_hour_dir(H22)}/a.parquet",
+                              "older than the 1 h lateness window (backfill it)")]  # fmt: skip

@@ -72,7 +72,7 @@ class Zone:
 
     def write_bytes(self, relative_path: str, payload: bytes) -> None:
         parent = posixpath.dirname(relative_path)
-        if parent:
+        if parent and self.is_local:  # object stores need no folders (and get marker objects)
             self.ensure_dir(parent)
         with self.filesystem.open_output_stream(self.path(relative_path)) as out:
             out.write(payload)

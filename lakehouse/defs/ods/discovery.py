@@ -103,6 +103,8 @@ def scan(
     seen = 0
     for obj in objects:
         seen += 1
+        if obj.key.endswith("/"):
+            continue  # a "folder" marker object that consoles and some tools create
         match = _KEY_RE.match(obj.key)
         if not match:
             skipped.append((obj.key, "outside the dt=YYYY-MM-DD/hh=HH/<file> layout"))
@@ -128,10 +130,13 @@ def scan(
     oldest = ScanCursor(digests).window_start(lateness_hours)
     changed = []
     for hour in hours:
+        unchanged = cursor.hours.get(hour.partition.key) == hour.digest
+        if unchanged:
+            continue  # already requested; it may just have slid out of the window
         if oldest is not None and hour.partition.key < oldest.key:
             reason = f"older than the {lateness_hours} h lateness window (backfill it)"
             skipped.extend((f.key, reason) for f in hour.files)
-        elif cursor.hours.get(hour.partition.key) != hour.digest:
+        else:
             changed.append(hour)
     kept = {k: v for k, v in digests.items() if oldest is None or k >= oldest.key}
     return ScanResult(changed, ScanCursor(kept), skipped, seen)

@@ -1,6 +1,7 @@
 """The DataScan sensor: discover new raw files and request the hour's ODS -> DWD -> ADS run."""
 
 import os
+from collections import Counter
 
 import dagster as dg
 
@@ -43,9 +44,13 @@ def ods_datascan(context: dg.SensorEvaluationContext, storage: LakehouseStorage)
     result = scan(listing.objects, cursor, lateness, hourly_partitions.has_partition_key)
 
     raw = storage.raw()
+    skipped_by_dir: dict[str, list[dict[str, str]]] = {}
+    for key, reason in result.skipped:
+        skipped_by_dir.setdefault(key.rsplit("/", 1)[0], []).append({"key": key, "reason": reason})
     run_requests, observations = [], []
     for hour in result.changed:
         rows, flagged = _read_footers(raw, hour)
+        junk = skipped_by_dir.get(f"{RAW_PREFIX}{hour.partition.hive_path}", [])
         key = hour.partition.key
         run_requests.append(
             dg.RunRequest(
@@ -54,14 +59,15 @@ def ods_datascan(context: dg.SensorEvaluationContext, storage: LakehouseStorage)
                 tags={"lakehouse/trigger": "datascan", "lakehouse/files": str(len(hour.files))},
             )
         )
-        observations.append(_observation(raw, hour, rows, flagged))
+        observations.append(_observation(raw, hour, rows, flagged, junk))
 
+    skipped_by_reason = Counter(reason for _, reason in result.skipped)
     context.log.info(
         f"listed {result.files_seen} objects in {listing.list_calls} listing call(s); "
-        f"{len(result.changed)} hour(s) changed; {len(result.skipped)} object(s) skipped"
+        f"{len(result.changed)} hour(s) changed; skipped {dict(skipped_by_reason)}"
     )
     for key, reason in result.skipped[:MAX_LOGGED_SKIPS]:
-        context.log.info(f"skipped {key}: {reason}")
+        context.log.debug(f"skipped {key}: {reason}")
     return dg.SensorResult(
         run_requests=run_requests, cursor=result.cursor.serialize(), asset_events=observations
     )
@@ -90,7 +96,7 @@ def _read_footers(raw: Zone, hour: HourFiles) -> tuple[int, dict[str, str]]:
 
 
 def _observation(
-    raw: Zone, hour: HourFiles, rows: int, flagged: dict[str, str]
+    raw: Zone, hour: HourFiles, rows: int, flagged: dict[str, str], junk: list[dict[str, str]]
 ) -> dg.AssetObservation:
     """What discovery registered for the hour, visible on the ODS asset in the UI."""
     return dg.AssetObservation(
@@ -105,5 +111,6 @@ def _observation(
                 [{"file": raw.display(raw.path(f.key)), "bytes": f.size} for f in hour.files]
             ),
             "flagged_schema": dg.MetadataValue.json(flagged),
+            "skipped": dg.MetadataValue.json(junk),
         },
     )
