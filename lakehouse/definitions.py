@@ -1,4 +1,8 @@
-"""The code location: every asset, check, job and resource of the lakehouse."""
+"""The code location: every asset, check, job, sensor and resource of the lakehouse.
+
+The access policy (``policy.yaml``) is read here, so a policy naming a role, table or column
+that does not exist stops the code location from loading.
+"""
 
 import dagster as dg
 
@@ -6,17 +10,55 @@ from lakehouse.defs.dwd_ads.assets import dwd_and_ads_hour
 from lakehouse.defs.jobs import hourly_lakehouse_job
 from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
+from lakehouse.defs.share.assets import build_share_assets
+from lakehouse.governance.io_manager import MaskedTableLoader
+from lakehouse.governance.policy import AccessPolicy, load_policy
 from lakehouse.resources.catalog import CatalogResource, compute_engine
 from lakehouse.resources.storage import LakehouseStorage
+from lakehouse.tables import TABLE_SCHEMAS
+
+ACCESS_POLICY = load_policy()
+
+
+def with_masking_visible(policy: AccessPolicy, spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Show on each layer asset which columns are masked, for which roles, by which policy."""
+    table = spec.key.path[-1]
+    if table not in TABLE_SCHEMAS:
+        return spec
+    masked = policy.masked_roles_by_column(table)
+    columns = [
+        dg.TableColumn(
+            f.name,
+            str(f.type),
+            description=("masked for " + "; ".join(masked[f.name])) if f.name in masked else None,
+            tags={"masked": "true"} if f.name in masked else {},
+        )
+        for f in TABLE_SCHEMAS[table]
+    ]
+    readers = sorted(r.name for r in policy.roles.values() if table in r.tables)
+    return spec.merge_attributes(
+        metadata={
+            "dagster/column_schema": dg.TableSchema(columns=columns),
+            "granted_roles": ", ".join(readers),
+        }
+    )
+
+
+storage = LakehouseStorage()
+engine = compute_engine()
 
 defs = dg.Definitions(
-    assets=[ods_vehicle_gps_raw, dwd_and_ads_hour],
+    assets=dg.map_asset_specs(
+        lambda spec: with_masking_visible(ACCESS_POLICY, spec),
+        [ods_vehicle_gps_raw, dwd_and_ads_hour, *build_share_assets(ACCESS_POLICY)],
+    ),
     jobs=[hourly_lakehouse_job],
     sensors=[ods_datascan],
     resources={
-        "storage": LakehouseStorage(),
-        "engine": compute_engine(),
+        "storage": storage,
+        "engine": engine,
         "catalog": CatalogResource(),
+        "table_loader": MaskedTableLoader(storage=storage, engine=engine),
     },
     executor=dg.in_process_executor,
 )

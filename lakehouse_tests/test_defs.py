@@ -12,7 +12,13 @@ def test_definitions_load_with_the_layers_grouped():
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {ODS_TABLE: "ods", DWD_TABLE: "dwd", ADS_TABLE: "ads"}
+    assert groups == {
+        ODS_TABLE: "ods",
+        DWD_TABLE: "dwd",
+        ADS_TABLE: "ads",
+        f"share/thirdparty/{DWD_TABLE}": "share",
+        f"share/thirdparty/{ADS_TABLE}": "share",
+    }
     assert graph.get(dg.AssetKey(ADS_TABLE)).parent_keys == {dg.AssetKey(DWD_TABLE)}
     assert graph.get(dg.AssetKey(DWD_TABLE)).parent_keys == {dg.AssetKey(ODS_TABLE)}
 

@@ -1,4 +1,4 @@
-"""Jobs: the hourly chain ODS -> DWD -> ADS for one arrival hour."""
+"""Jobs: the hourly chain ODS -> DWD -> ADS (and the masked shares) for one arrival hour."""
 
 import dagster as dg
 
@@ -6,7 +6,8 @@ import dagster as dg
 # that takes about as long, and the three steps run one after another anyway.
 hourly_lakehouse_job = dg.define_asset_job(
     name="hourly_lakehouse_job",
-    selection=dg.AssetSelection.groups("ods", "dwd", "ads"),
+    selection=dg.AssetSelection.groups("ods", "dwd", "ads", "share"),
     executor_def=dg.in_process_executor,
-    description="Register an arrival hour's raw files (ODS), clean (DWD) and aggregate (ADS) them.",
+    description="Register an arrival hour's raw files (ODS), clean (DWD) and aggregate (ADS) "
+    "them, and refresh the masked shares.",
 )

@@ -28,6 +28,10 @@ class CatalogResource(dg.ConfigurableResource):
         raw = self.path or os.environ.get("LAKEHOUSE_CATALOG_PATH") or DEFAULT_CATALOG_PATH
         return Path(raw).expanduser().resolve()
 
+    def role_path(self, role: str) -> Path:
+        """The role's own catalog file, beside the main one: ``roles/<role>.duckdb``."""
+        return self.resolved_path().parent / "roles" / f"{role}.duckdb"
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection, retried while another process holds the file's lock."""

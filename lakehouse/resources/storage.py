@@ -99,6 +99,11 @@ class LakehouseStorage(dg.ConfigurableResource):
         description="Warehouse zone: local path or s3://bucket/prefix. Default "
         f"$LAKEHOUSE_WAREHOUSE_URL or {DEFAULT_WAREHOUSE_URL}.",
     )
+    share_url: str | None = Field(
+        default=None,
+        description="Masked shares for other teams: local path or s3://bucket/prefix, ideally "
+        "a bucket of its own. Default $LAKEHOUSE_SHARE_URL or <warehouse>/share.",
+    )
     endpoint_url: str | None = Field(
         default=None,
         description="S3-protocol endpoint (MinIO, OSS, moto), e.g. http://127.0.0.1:9000. "
@@ -122,6 +127,14 @@ class LakehouseStorage(dg.ConfigurableResource):
 
     def raw(self) -> Zone:
         return self._zone(self.raw_url or os.environ.get("LAKEHOUSE_RAW_URL") or DEFAULT_RAW_URL)
+
+    def share(self) -> Zone:
+        """Where masked shares are written: ``<warehouse>/share`` unless set apart."""
+        url = self.share_url or os.environ.get("LAKEHOUSE_SHARE_URL")
+        if not url:
+            base = self.warehouse_url or os.environ.get("LAKEHOUSE_WAREHOUSE_URL")
+            url = (base or DEFAULT_WAREHOUSE_URL).rstrip("/") + "/share"
+        return self._zone(url)
 
     def warehouse(self) -> Zone:
         url = self.warehouse_url or os.environ.get("LAKEHOUSE_WAREHOUSE_URL")

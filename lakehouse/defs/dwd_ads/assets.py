@@ -18,9 +18,8 @@ from lakehouse.defs.publishing import publish_query
 from lakehouse.partitions import HourPartition, hourly_partitions
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.storage import LakehouseStorage, Zone
-from lakehouse.sql_text import quote_identifier, quote_literal
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
-from lakehouse.warehouse.partition_store import partition_relpath, read_partition
+from lakehouse.warehouse.sources import table_source
 
 DWD_KEY, ADS_KEY = dg.AssetKey(DWD_TABLE), dg.AssetKey(ADS_TABLE)
 
@@ -115,20 +114,3 @@ def _materialize_ads(
         },
         check_results=[published.schema_check],
     )
-
-
-def table_source(
-    con: duckdb.DuckDBPyConnection, warehouse: Zone, table: str, partition: HourPartition
-) -> str:
-    """A table expression DuckDB can scan for the published partition.
-
-    A local file is read by DuckDB's own parallel Parquet reader; an object-store partition is
-    scanned through pyarrow's S3 filesystem (registered as a view), with projections and
-    filters pushed into the Arrow scan either way.
-    """
-    dataset = read_partition(warehouse, table, partition)
-    if warehouse.is_local:
-        return f"read_parquet({quote_literal(warehouse.path(partition_relpath(table, partition)))})"
-    view = f"{table}_{partition.dt.replace('-', '')}{partition.hh}"
-    con.register(view, dataset)
-    return quote_identifier(view)

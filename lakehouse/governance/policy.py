@@ -1,0 +1,182 @@
+"""The declarative access policy (``policy.yaml``): roles, grants, and masking bound to columns.
+
+The policy is checked when the code location loads: a role, table, column or function that
+does not exist, a name that is not a plain identifier, or two policies masking the same column
+for the same role, all stop the definitions from loading with a message that says which.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from lakehouse.governance.masking import MaskingConfigError, check_function, mask_expression
+from lakehouse.sql_text import quote_identifier
+from lakehouse.tables import TABLE_SCHEMAS
+
+POLICY_ENV = "LAKEHOUSE_POLICY_PATH"
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policy.yaml"
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class PolicyError(ValueError):
+    """The policy file is malformed or names something that does not exist."""
+
+
+class AccessDenied(PermissionError):
+    """A role asked for a table it has no grant on, or the role does not exist."""
+
+
+@dataclass(frozen=True)
+class MaskingPolicy:
+    name: str
+    column: str
+    function: str
+    args: dict[str, int]
+    roles: tuple[str, ...]
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.args.items())
+        return f"{self.name}: {self.function}({args})"
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    tables: tuple[str, ...]
+    description: str = ""
+    share: bool = False
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    roles: dict[str, Role]
+    masking: tuple[MaskingPolicy, ...] = field(default_factory=tuple)
+
+    def role(self, name: str) -> Role:
+        if name not in self.roles:
+            raise AccessDenied(f"unknown role {name!r}; the policy defines {sorted(self.roles)}")
+        return self.roles[name]
+
+    def check_grant(self, role: str, table: str) -> None:
+        if table not in self.role(role).tables:
+            raise AccessDenied(f"role {role!r} has no grant on table {table!r}")
+
+    def masks_for(self, role: str, table: str) -> dict[str, MaskingPolicy]:
+        """Column -> the policy that masks it for ``role`` in ``table``."""
+        columns = TABLE_SCHEMAS[table].names
+        return {m.column: m for m in self.masking if role in m.roles and m.column in columns}
+
+    def needs_salt(self, role: str, table: str) -> bool:
+        return any(m.function == "hash" for m in self.masks_for(role, table).values())
+
+    def select_sql(self, role: str, table: str, source: str) -> str:
+        """``SELECT`` of every column of ``table`` as ``role`` may see it, from ``source``.
+
+        Raises :class:`AccessDenied` when the role has no grant on the table.
+        """
+        self.check_grant(role, table)
+        masks = self.masks_for(role, table)
+        columns = []
+        for field_ in TABLE_SCHEMAS[table]:
+            name = quote_identifier(field_.name)
+            if field_.name in masks:
+                m = masks[field_.name]
+                expression = mask_expression(m.function, field_.name, m.args)
+                columns.append(f"CAST({expression} AS {_sql_type(field_.type)}) AS {name}")
+            else:
+                columns.append(name)
+        return f"SELECT {', '.join(columns)} FROM {source}"
+
+    def masked_roles_by_column(self, table: str) -> dict[str, list[str]]:
+        """For the UI: column -> ``role: policy`` lines, for every column masked for someone."""
+        shown: dict[str, list[str]] = {}
+        for m in self.masking:
+            if m.column in TABLE_SCHEMAS[table].names:
+                shown.setdefault(m.column, []).extend(f"{r}: {m.describe()}" for r in m.roles)
+        return shown
+
+
+_SQL_TYPES = {
+    "string": "VARCHAR",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp[us]": "TIMESTAMP",
+}
+
+
+def _sql_type(arrow_type: object) -> str:
+    return _SQL_TYPES[str(arrow_type)]
+
+
+def load_policy(path: str | os.PathLike | None = None) -> AccessPolicy:
+    """Read and check the policy file (``$LAKEHOUSE_POLICY_PATH`` or ``policy.yaml``)."""
+    source = Path(path or os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
+    try:
+        data = yaml.safe_load(source.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"cannot read access policy {source}: {exc}") from None
+    try:
+        return _parse(data)
+    except (PolicyError, MaskingConfigError) as exc:
+        raise PolicyError(f"invalid access policy {source}: {exc}") from None
+
+
+def _name(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise PolicyError(f"{kind} {value!r} is not a plain lower-case identifier")
+    return value
+
+
+def _parse(data: object) -> AccessPolicy:
+    if not isinstance(data, dict) or not isinstance(data.get("roles"), dict):
+        raise PolicyError("expected a mapping with a 'roles' mapping")
+    unknown_keys = set(data) - {"roles", "masking_policies"}
+    if unknown_keys:
+        raise PolicyError(f"unknown top-level keys {sorted(unknown_keys)}")
+    roles = {}
+    for role_name, spec in data["roles"].items():
+        _name("role", role_name)
+        tables = tuple((spec or {}).get("tables") or ())
+        for table in tables:
+            if table not in TABLE_SCHEMAS:
+                raise PolicyError(f"role {role_name!r} is granted unknown table {table!r}")
+        spec = spec or {}
+        unknown = set(spec) - {"tables", "description", "share"}
+        if unknown:
+            raise PolicyError(f"role {role_name!r} has unknown keys {sorted(unknown)}")
+        roles[role_name] = Role(
+            role_name, tables, spec.get("description", ""), bool(spec.get("share", False))
+        )
+
+    all_columns = {name for schema in TABLE_SCHEMAS.values() for name in schema.names}
+    policies, bound = [], set()
+    for policy_name, spec in (data.get("masking_policies") or {}).items():
+        _name("masking policy", policy_name)
+        spec = spec or {}
+        column = spec.get("column")
+        if column not in all_columns:
+            raise PolicyError(f"masking policy {policy_name!r} names unknown column {column!r}")
+        args = dict(spec.get("args") or {})
+        check_function(spec.get("function"), args)
+        types = {str(s.field(column).type) for s in TABLE_SCHEMAS.values() if column in s.names}
+        if spec["function"] != "nullify" and types != {"string"}:
+            raise PolicyError(
+                f"masking policy {policy_name!r}: {spec['function']} needs a text column, "
+                f"{column!r} is {sorted(types)}"
+            )
+        policy_roles = tuple(spec.get("roles") or ())
+        if not policy_roles:
+            raise PolicyError(f"masking policy {policy_name!r} applies to no role")
+        for role in policy_roles:
+            if role not in roles:
+                raise PolicyError(f"masking policy {policy_name!r} names unknown role {role!r}")
+            if (role, column) in bound:
+                raise PolicyError(f"column {column!r} is masked twice for role {role!r}")
+            bound.add((role, column))
+        policies.append(MaskingPolicy(policy_name, column, spec["function"], args, policy_roles))
+    return AccessPolicy(roles, tuple(policies))
