@@ -1,0 +1,167 @@
+"""Every exit for the thirdparty role: no raw VIN leaves, and the numbers stay usable."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import duckdb
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from lakehouse.governance.io_manager import ROLE_TAG, MaskedTableLoader
+from lakehouse.governance.policy import AccessDenied
+from lakehouse.governance.role_catalog import connect_as_role
+from lakehouse.resources.catalog import compute_engine
+from lakehouse.sample_data import write_sample_data
+from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
+from lakehouse.warehouse.partition_store import partition_relpath
+from lakehouse_tests.conftest import HOUR, materialize_hour
+
+ROLE = "thirdparty"
+
+
+@pytest.fixture
+def shared_hour(local_storage, catalog):
+    """An hour with dirt, materialized with its shares; and every raw VIN in it."""
+    report = write_sample_data(
+        local_storage.raw(), start=HOUR.start, vehicles=25, interval_s=60, dirty=True
+    )
+    assert materialize_hour(local_storage, catalog).success
+    raw_vins = set()
+    for relative in report.files:
+        path = local_storage.raw().path(relative)
+        fmt = "orc" if relative.endswith(".orc") else "parquet"
+        raw_vins |= {
+            v for v in ds.dataset(path, format=fmt).to_table().column("vin").to_pylist() if v
+        }
+    assert len(raw_vins) == 25
+    return local_storage, catalog, raw_vins
+
+
+def _all_strings(table) -> set[str]:
+    return {
+        value
+        for column in table.itercolumns()
+        for value in column.to_pylist()
+        if isinstance(value, str)
+    }
+
+
+def test_share_files_hold_only_masked_vins(shared_hour):
+    storage, _, raw_vins = shared_hour
+    share = storage.share()
+    assert share.root.endswith("/warehouse/share")
+    files = share.list_files(ROLE, recursive=True)
+    assert sorted(f.path.split(f"{ROLE}/")[1] for f in files) == [
+        partition_relpath(ADS_TABLE, HOUR),
+        partition_relpath(DWD_TABLE, HOUR),
+    ]
+    for info in files:
+        table = pq.read_table(info.path)
+        assert not _all_strings(table) & raw_vins
+        assert all(v[0] == "V" and set(v[1:-1]) == {"*"} for v in table.column("vin").to_pylist())
+        with open(info.path, "rb") as handle:
+            raw_bytes = handle.read()
+        assert not any(vin.encode() in raw_bytes for vin in raw_vins)
+        # Column statistics in the footer are computed from masked values too.
+        stats = pq.ParquetFile(info.path).metadata.row_group(0).column(0).statistics
+        assert stats.min not in raw_vins and stats.max not in raw_vins
+
+
+def test_masked_ads_keeps_its_numbers(shared_hour):
+    storage, _, _ = shared_hour
+    warehouse_ads = pq.read_table(storage.warehouse().path(partition_relpath(ADS_TABLE, HOUR)))
+    shared_ads = pq.read_table(storage.share().path(ROLE, partition_relpath(ADS_TABLE, HOUR)))
+    numbers = ["total_distance", "total_distance_haversine", "avg_speed"]
+
+    def rows(table):
+        return sorted(zip(*(table.column(c).to_pylist() for c in numbers), strict=True))
+
+    assert rows(shared_ads) == rows(warehouse_ads)
+
+
+def test_role_catalog_is_masked_granted_only_and_sealed(shared_hour):
+    storage, catalog, raw_vins = shared_hour
+    raw_file = storage.raw().list_files(f"{ODS_TABLE}/{HOUR.hive_path}")[0].path
+    with connect_as_role(catalog.role_path(ROLE)) as con:
+        tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert tables == {DWD_TABLE, ADS_TABLE}
+        result = con.sql(f"SELECT * FROM {DWD_TABLE}").to_arrow_table()
+        assert result.num_rows > 0
+        assert not _all_strings(result) & raw_vins
+        with pytest.raises(duckdb.CatalogException):
+            con.sql(f"SELECT * FROM {ODS_TABLE}").fetchall()
+        for escape in (
+            f"SELECT * FROM read_parquet('{raw_file}')",
+            f"ATTACH '{catalog.resolved_path()}' AS main_catalog",
+            "INSTALL httpfs",
+        ):
+            with pytest.raises(duckdb.Error):
+                con.execute(escape)
+
+
+def test_table_loader_masks_for_the_role_in_config_or_run_tag(shared_hour):
+    storage, _, raw_vins = shared_hour
+    engine = compute_engine()
+
+    def load(loader: MaskedTableLoader, table: str, tags: dict[str, str] | None = None):
+        @dg.asset(
+            partitions_def=dg.HourlyPartitionsDefinition(start_date="2025-01-01-00:00"),
+            ins={"upstream": dg.AssetIn(table, input_manager_key="table_loader")},
+        )
+        def consumer(upstream) -> dg.MaterializeResult:
+            return dg.MaterializeResult(metadata={"vins": sorted(set(upstream["vin"].to_pylist()))})
+
+        upstream = dg.AssetSpec(table, partitions_def=consumer.partitions_def)
+        result = dg.materialize(
+            [upstream, consumer],
+            selection=[consumer],
+            partition_key=HOUR.key,
+            resources={"table_loader": loader},
+            tags=tags or {},
+        )
+        return set(result.asset_materializations_for_node("consumer")[0].metadata["vins"].value)
+
+    by_setting = MaskedTableLoader(storage=storage, engine=engine, role=ROLE)
+    trusted = MaskedTableLoader(storage=storage, engine=engine)
+    assert not load(by_setting, ADS_TABLE) & raw_vins
+    assert not load(trusted, DWD_TABLE, {ROLE_TAG: ROLE}) & raw_vins
+    assert load(trusted, ADS_TABLE) == raw_vins
+    with pytest.raises(AccessDenied, match="no grant on table 'ods_vehicle_gps_raw'"):
+        load(by_setting, ODS_TABLE)
+    with pytest.raises(AccessDenied, match="contradicts"):
+        load(by_setting, ADS_TABLE, {ROLE_TAG: "analyst"})
+
+
+def test_spark_reads_the_share_and_sees_only_masked_vins(shared_hour):
+    """The third-party team's engine: Spark reads the hive-partitioned share directly."""
+    storage, _, raw_vins = shared_hour
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # the dev extra installs pyspark; say so if it is missing
+        pytest.fail(f"pyspark is not installed ({exc}); install the dev extra")
+    if shutil.which("java") is None:
+        pytest.fail("Spark needs a Java runtime (17+) on PATH; none was found")
+    try:
+        spark = (
+            SparkSession.builder.master("local[1]")
+            .appName("lakehouse-share-test")
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .getOrCreate()
+        )
+    except Exception as exc:  # report why Spark could not start instead of passing
+        pytest.fail(f"Spark could not start on this machine: {exc}")
+    try:
+        frame = spark.read.parquet(storage.share().path(ROLE, DWD_TABLE))
+        assert {"dt", "hh"} <= set(frame.columns)
+        rows = frame.select("vin", "dt", "hh").distinct().collect()
+    finally:
+        spark.stop()
+    vins = {r["vin"] for r in rows}
+    assert len(vins) >= 1
+    assert not vins & raw_vins
+    # Spark infers the hive partition columns' types (date, int): same hour.
+    assert {(str(r["dt"]), int(r["hh"])) for r in rows} == {(HOUR.dt, int(HOUR.hh))}
