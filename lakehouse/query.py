@@ -1,4 +1,4 @@
-"""``lakehouse-sql``: run SQL against the analyst catalog (read-only) and print the result."""
+"""``lakehouse-sql``: run SQL against the analyst catalog, or a role's catalog, read-only."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 
 import duckdb
 
+from lakehouse.governance.policy import load_policy
+from lakehouse.governance.role_catalog import connect_as_role
 from lakehouse.resources.catalog import CatalogResource
 
 
@@ -15,9 +17,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--catalog", default=None, help="catalog file (default data/catalog.duckdb)"
     )
+    parser.add_argument(
+        "--role",
+        default=None,
+        help="query as this role: its own catalog, granted tables only, masked, no file access",
+    )
     args = parser.parse_args(argv)
-    path = CatalogResource(path=args.catalog).resolved_path()
-    with duckdb.connect(str(path), read_only=True) as conn:
+    catalog = CatalogResource(path=args.catalog)
+    if args.role:
+        load_policy().role(args.role)  # an unknown role is refused by name
+        conn = connect_as_role(catalog.role_path(args.role))
+    else:
+        conn = duckdb.connect(str(catalog.resolved_path()), read_only=True)
+    with conn:
         conn.sql(args.sql).show(max_rows=100)
     return 0
 
