@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-import glob
-
 import numpy as np
 import pandas as pd
+
+from benchmarks.baseline_cli import parse_baseline_args
 
 COLUMNS = ["vin", "report_time", "lng", "lat", "speed"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--raw-hour-dir", required=True)
-    parser.add_argument("--stat-hour", required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    files = sorted(glob.glob(f"{args.raw_hour_dir}/part-*.parquet"))
+    files, stat_hour, out = parse_baseline_args(__doc__)
     raw = pd.concat([pd.read_parquet(f, columns=COLUMNS) for f in files], ignore_index=True)
 
     event_time = pd.to_datetime(raw["report_time"], format="%Y-%m-%d %H:%M:%S", errors="coerce")
@@ -46,8 +40,8 @@ def main() -> None:
         )
         .reset_index()
     )
-    ads.insert(1, "stat_hour", args.stat_hour)
-    ads.to_parquet(args.out, index=False)
+    ads.insert(1, "stat_hour", stat_hour)
+    ads.to_parquet(out, index=False)
 
 
 if __name__ == "__main__":

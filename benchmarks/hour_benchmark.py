@@ -135,8 +135,8 @@ def bench_fleet(vehicles: int, runs: int, work: Path) -> list[Measured]:
     baseline_args = ["--raw-hour-dir", str(hour_dir), "--stat-hour", HOUR.stat_hour, "--out"]
     dagster = shutil.which("dagster") or "dagster"
     methods = {
-        "bare duckdb": [sys.executable, "benchmarks/baseline_duckdb.py", *baseline_args],
-        "pandas": [sys.executable, "benchmarks/baseline_pandas.py", *baseline_args],
+        "bare duckdb": [sys.executable, "-m", "benchmarks.baseline_duckdb", *baseline_args],
+        "pandas": [sys.executable, "-m", "benchmarks.baseline_pandas", *baseline_args],
         "dagster": [
             *(dagster, "asset", "materialize", "-m", "lakehouse.definitions"),
             *("--select", ",".join(LAYERS), "--partition", HOUR.key),
