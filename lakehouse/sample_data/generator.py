@@ -24,21 +24,15 @@ import pyarrow.compute as pc
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 
+from lakehouse.defs.dwd.transform import REPORT_TIME_FORMAT
+from lakehouse.defs.ods.intake import hour_dir
+from lakehouse.partitions import HourPartition
 from lakehouse.resources.storage import Zone
+from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
 
-RAW_DATASET = "ods_vehicle_gps_raw"
-REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-RAW_SCHEMA = pa.schema(
-    [
-        ("vin", pa.string()),
-        ("device_id", pa.string()),
-        ("report_time", pa.string()),
-        ("lng", pa.float64()),
-        ("lat", pa.float64()),
-        ("speed", pa.float64()),
-        ("raw_payload", pa.string()),
-    ]
-)
+# The uploaders' contract is the ODS one: same folder, same columns, same time format.
+RAW_DATASET = ODS_TABLE
+RAW_SCHEMA = ODS_SCHEMA
 FILE_FORMATS = ("parquet", "orc", "mixed")
 
 # Row dirt kinds and their rates; the first four are mutually exclusive per row.
@@ -110,7 +104,7 @@ class _FleetState:
 
 def raw_hour_dir(hour: datetime) -> str:
     """Zone-relative folder of one arrival hour: the raw layout contract."""
-    return f"{RAW_DATASET}/dt={hour:%Y-%m-%d}/hh={hour:%H}"
+    return hour_dir(HourPartition(hour))
 
 
 def validate_start(start: datetime) -> None:

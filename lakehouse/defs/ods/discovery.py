@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from lakehouse.defs.ods.intake import junk_reason
+from lakehouse.defs.ods.intake import hour_dir, junk_reason
 from lakehouse.partitions import BadPartitionKey, HourPartition
 from lakehouse.resources.listing import ListedObject
 from lakehouse.tables import ODS_TABLE
@@ -88,7 +88,7 @@ class ScanResult:
 
 def start_after(partition: HourPartition | None) -> str | None:
     """The listing key just before every key of ``partition``'s folder."""
-    return f"{RAW_PREFIX}{partition.hive_path}" if partition else None
+    return hour_dir(partition) if partition else None
 
 
 def scan(

@@ -14,7 +14,13 @@ from lakehouse.defs.ods.discovery import (
     scan,
     start_after,
 )
-from lakehouse.defs.ods.intake import DATA_FORMATS, RawFile, read_footer, schema_problems
+from lakehouse.defs.ods.intake import (
+    DATA_FORMATS,
+    RawFile,
+    hour_dir,
+    read_footer,
+    schema_problems,
+)
 from lakehouse.partitions import hourly_partitions
 from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.tables import ODS_TABLE
@@ -50,7 +56,7 @@ def ods_datascan(context: dg.SensorEvaluationContext, storage: LakehouseStorage)
     run_requests, observations = [], []
     for hour in result.changed:
         rows, flagged = _read_footers(raw, hour)
-        junk = skipped_by_dir.get(f"{RAW_PREFIX}{hour.partition.hive_path}", [])
+        junk = skipped_by_dir.get(hour_dir(hour.partition), [])
         key = hour.partition.key
         run_requests.append(
             dg.RunRequest(
