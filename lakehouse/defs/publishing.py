@@ -30,11 +30,9 @@ from lakehouse.warehouse.partition_store import (
     ROWS_PER_ROW_GROUP,
     StagedFile,
     WrittenPartition,
-    read_partition,
     write_partition,
 )
 
-PREVIEW_ROWS = 5
 PARQUET_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROWS_PER_ROW_GROUP}"
 
 
@@ -67,7 +65,7 @@ def publish_batches(
             validate=validator,
             compression=compression,
         )
-    return _published(warehouse, catalog, table, partition, written, validator)
+    return _published(warehouse, catalog, table, written, validator)
 
 
 def publish_query(
@@ -88,7 +86,7 @@ def publish_query(
         # Reading the written file back is part of what validation costs here.
         validator.seconds = time.perf_counter() - started
         written = staged.publish()
-    return _published(warehouse, catalog, table, partition, written, validator)
+    return _published(warehouse, catalog, table, written, validator)
 
 
 @contextmanager
@@ -112,7 +110,6 @@ def _published(
     warehouse: Zone,
     catalog: CatalogResource,
     table: str,
-    partition: HourPartition,
     written: WrittenPartition,
     validator: ChunkedSchemaValidator,
 ) -> PublishedHour:
@@ -123,7 +120,9 @@ def _published(
         "bytes": written.bytes,
         "row_groups": written.row_groups,
         "catalog_view": ensure_view(catalog, warehouse, table),
-        "preview": preview(warehouse, table, partition),
+        "preview": preview(
+            validator.head if validator.head is not None else TABLE_SCHEMAS[table].empty_table()
+        ),
     }
     check = dg.AssetCheckResult(
         asset_key=table,
@@ -139,9 +138,8 @@ def _published(
     return PublishedHour(written, metadata, check)
 
 
-def preview(warehouse: Zone, table: str, partition: HourPartition) -> dg.TableMetadataValue:
-    """The first rows of the published partition, as a table in the Dagster UI."""
-    head = read_partition(warehouse, table, partition).head(PREVIEW_ROWS)
+def preview(head: pa.Table) -> dg.TableMetadataValue:
+    """The partition's first rows (kept by the validator as it went), as a table in the UI."""
     columns = [dg.TableColumn(f.name, str(f.type)) for f in head.schema]
     records = [dg.TableRecord({k: _plain(v) for k, v in row.items()}) for row in head.to_pylist()]
     return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))

@@ -17,6 +17,7 @@ import pandera.pyarrow as pa
 import pyarrow
 
 MAX_FAILURE_CASES = 20
+HEAD_ROWS = 5
 FAILURE_COLUMNS = ("column", "check", "failure_case")
 
 
@@ -43,6 +44,7 @@ class ChunkedSchemaValidator:
     rows_validated: int = 0
     chunks_validated: int = 0
     seconds: float = 0.0
+    head: pyarrow.Table | None = None  # the first rows seen, kept for the run's preview
 
     def __call__(self, chunk: pyarrow.Table) -> None:
         started = time.perf_counter()
@@ -58,6 +60,8 @@ class ChunkedSchemaValidator:
             self.seconds += time.perf_counter() - started
         self.rows_validated += chunk.num_rows
         self.chunks_validated += 1
+        if self.head is None:
+            self.head = chunk.slice(0, HEAD_ROWS)
 
 
 def _as_arrow(cases: object) -> pyarrow.Table:
