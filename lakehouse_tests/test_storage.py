@@ -41,3 +41,18 @@ def test_credentials_in_urls_are_refused_without_echoing_them():
 def test_unsupported_urls_are_refused(url):
     with pytest.raises(StorageConfigError):
         LakehouseStorage(raw_url=url).raw()
+
+
+def test_listing_client_follows_the_storage_addressing_style(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    oss = LakehouseStorage(
+        raw_url="s3://vehicle-raw/raw",
+        endpoint_url="https://oss-cn-hangzhou.aliyuncs.com",
+        virtual_addressing=True,
+    )
+    client = oss._s3_client()
+    assert client.meta.config.s3["addressing_style"] == "virtual"
+    assert client.meta.endpoint_url == "https://oss-cn-hangzhou.aliyuncs.com"
+    minio = LakehouseStorage(raw_url="s3://b/raw", endpoint_url="http://127.0.0.1:9000")
+    assert minio._s3_client().meta.config.s3["addressing_style"] == "path"

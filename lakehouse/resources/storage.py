@@ -196,13 +196,21 @@ class LakehouseStorage(dg.ConfigurableResource):
         return pafs.S3FileSystem(**options)
 
     def _s3_client(self) -> Any:
-        """A boto3 client (dagster-aws) for the listing calls pyarrow does not expose."""
-        # Imported here: dagster-aws pulls in boto3 and costs ~0.5 s of every process start,
-        # while only the sensor's S3 listing needs it.
-        from dagster_aws.s3 import S3Resource
+        """A boto3 client for the listing calls pyarrow does not expose.
+
+        Same endpoint, region, credential chain and addressing style as the pyarrow
+        filesystem, so listing works wherever reading does (OSS needs virtual-hosted style).
+        """
+        # Imported here: boto3 costs ~0.5 s of every process start, and only the sensor's S3
+        # listing needs it.
+        import boto3
+        from botocore.config import Config
 
         endpoint = self._endpoint()
-        return S3Resource(
+        style = "virtual" if self.virtual_addressing else "path" if endpoint else "auto"
+        return boto3.session.Session().client(
+            "s3",
             region_name=self._region(),
             endpoint_url=f"{endpoint.scheme}://{endpoint.netloc}" if endpoint else None,
-        ).get_client()
+            config=Config(s3={"addressing_style": style}, retries={"mode": "standard"}),
+        )
