@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from lakehouse.defs.publishing import PARQUET_OPTIONS
 from lakehouse.governance import role_catalog
 from lakehouse.governance.masking import bind_salt
 from lakehouse.governance.policy import AccessPolicy
@@ -23,8 +24,6 @@ from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sql_text import quote_literal
 from lakehouse.warehouse.partition_store import StagedFile, read_partition
 from lakehouse.warehouse.sources import table_source
-
-SHARE_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1048576"
 
 
 def share_key(role: str, table: str) -> dg.AssetKey:
@@ -77,7 +76,7 @@ def _share_for(policy: AccessPolicy, role: str) -> dg.AssetsDefinition:
                 shared_table = posixpath.join(role, table)
                 with StagedFile(share, shared_table, partition) as staged:
                     con.execute(
-                        f"COPY ({query}) TO {quote_literal(staged.local_path)} ({SHARE_OPTIONS})"
+                        f"COPY ({query}) TO {quote_literal(staged.local_path)} ({PARQUET_OPTIONS})"
                     )
                     written = staged.publish()
                 rows = role_catalog.refresh_partition(
