@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
+from lakehouse.cli import main
 from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.sample_data import RAW_SCHEMA, GenerationReport, raw_hour_dir, write_sample_data
-from lakehouse.sample_data.cli import main
 
 START = datetime(2025, 9, 17, 23)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -218,13 +219,13 @@ def test_start_must_be_naive_and_on_the_hour(tmp_path: Path, start: datetime) ->
         write_sample_data(_zone(tmp_path / "raw"), start=start)
 
 
-def test_cli_writes_files_and_prints_a_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_writes_files_and_prints_a_summary(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
-    args = ["--raw-url", str(raw), "--vehicles", "6", "--interval", "60", "--hours", "2"]
-    assert main([*args, "--start", "2025-09-17T23:00", "--dirty", "--files-per-hour", "3"]) == 0
-    out = capsys.readouterr().out
+    args = ["generate", "--raw-url", str(raw), "--vehicles", "6", "--interval", "60"]
+    more = ["--hours", "2", "--start", "2025-09-17T23:00", "--dirty", "--files-per-hour", "3"]
+    result = CliRunner().invoke(main, [*args, *more])
+    assert result.exit_code == 0, result.output
+    out = result.output
     zone = _zone(raw)
     paths = [posixpath.relpath(f.path, zone.root) for f in zone.list_files("", recursive=True)]
     data = [p for p in paths if posixpath.basename(p).startswith("part-")]
@@ -236,8 +237,8 @@ def test_cli_writes_files_and_prints_a_summary(
     assert {"part-23-000.parquet", "part-23-001.orc", "part-23-002.parquet", "_SUCCESS"} <= names
 
 
-def test_cli_rejects_a_start_off_the_hour(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["--raw-url", str(tmp_path / "raw"), "--start", "2025-09-17T23:15"]) == 2
-    assert "truncated to the hour" in capsys.readouterr().err
+def test_cli_rejects_a_start_off_the_hour(tmp_path: Path) -> None:
+    args = ["generate", "--raw-url", str(tmp_path / "raw"), "--start", "2025-09-17T23:15"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "truncated to the hour" in result.output

@@ -125,8 +125,10 @@ class LakehouseStorage(dg.ConfigurableResource):
             return list_local(zone, prefix, start_after)
         return list_s3(self._s3_client(), zone, prefix, start_after)
 
-    def raw(self) -> Zone:
-        return self._zone(self.raw_url or os.environ.get("LAKEHOUSE_RAW_URL") or DEFAULT_RAW_URL)
+    def raw(self, create: bool = False) -> Zone:
+        """The raw zone. Only uploaders (the sample generator) may ``create`` a local one."""
+        url = self.raw_url or os.environ.get("LAKEHOUSE_RAW_URL") or DEFAULT_RAW_URL
+        return self._zone(url, create=create)
 
     def share(self) -> Zone:
         """Where masked shares are written: ``<warehouse>/share`` unless set apart."""
@@ -134,17 +136,18 @@ class LakehouseStorage(dg.ConfigurableResource):
         if not url:
             base = self.warehouse_url or os.environ.get("LAKEHOUSE_WAREHOUSE_URL")
             url = (base or DEFAULT_WAREHOUSE_URL).rstrip("/") + "/share"
-        return self._zone(url)
+        return self._zone(url, create=True)
 
     def warehouse(self) -> Zone:
         url = self.warehouse_url or os.environ.get("LAKEHOUSE_WAREHOUSE_URL")
-        return self._zone(url or DEFAULT_WAREHOUSE_URL)
+        return self._zone(url or DEFAULT_WAREHOUSE_URL, create=True)
 
-    def _zone(self, url: str) -> Zone:
+    def _zone(self, url: str, create: bool) -> Zone:
         parts = urlsplit(url)
         if parts.scheme in ("", "file"):
             root = Path(parts.path if parts.scheme else url).expanduser().resolve()
-            root.mkdir(parents=True, exist_ok=True)
+            if create:
+                root.mkdir(parents=True, exist_ok=True)
             return Zone(pafs.LocalFileSystem(), root.as_posix(), url)
         if parts.scheme not in ("s3", "s3a", "oss"):
             raise StorageConfigError(

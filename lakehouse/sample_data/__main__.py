@@ -1,5 +1,5 @@
-"""Allow ``python -m lakehouse.sample_data``."""
+"""Allow ``python -m lakehouse.sample_data`` (same as ``lakehouse generate``)."""
 
-from lakehouse.sample_data.cli import main
+from lakehouse.cli.generate import command
 
-raise SystemExit(main())
+command(prog_name="python -m lakehouse.sample_data")
