@@ -13,7 +13,8 @@ from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.defs.share.assets import build_share_assets
 from lakehouse.governance.io_manager import MaskedTableLoader
 from lakehouse.governance.policy import AccessPolicy, load_policy
-from lakehouse.resources.catalog import CatalogResource, compute_engine
+from lakehouse.resources.catalog import CatalogResource
+from lakehouse.resources.engine import compute_engine
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.tables import TABLE_SCHEMAS
 

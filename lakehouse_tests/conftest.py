@@ -21,7 +21,8 @@ import pytest
 
 from lakehouse.definitions import defs
 from lakehouse.partitions import HourPartition
-from lakehouse.resources.catalog import CatalogResource, compute_engine
+from lakehouse.resources.catalog import CatalogResource
+from lakehouse.resources.engine import compute_engine
 from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
 
@@ -177,3 +178,19 @@ def project_dir(tmp_path: Path) -> Path:
     work.mkdir()
     shutil.copy(REPO / "dagster.yaml", work / "dagster.yaml")
     return work
+
+
+from lakehouse_tests.fault_proxy import FaultProxy  # noqa: E402  (appended with its fixture)
+
+
+@pytest.fixture
+def s3_faults(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """``s3_env``, but through a fault-injecting proxy: transient S3 errors on demand.
+
+    AWS_ENDPOINT_URL (and ``s3_env``'s dict) point at the proxy; credentials and region stay.
+    """
+    with FaultProxy(s3_env["AWS_ENDPOINT_URL"]) as proxy:
+        s3_env["AWS_ENDPOINT_URL"] = proxy.url
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)  # it would win over ours
+        yield proxy

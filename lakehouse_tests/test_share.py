@@ -13,7 +13,7 @@ import pytest
 from lakehouse.governance.io_manager import ROLE_TAG, MaskedTableLoader
 from lakehouse.governance.policy import AccessDenied
 from lakehouse.governance.role_catalog import connect_as_role
-from lakehouse.resources.catalog import compute_engine
+from lakehouse.resources.engine import compute_engine
 from lakehouse.sample_data import write_sample_data
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath

@@ -1,9 +1,8 @@
-"""The analysts' DuckDB catalog file and the in-process DuckDB compute engine."""
+"""The analysts' DuckDB catalog file."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
+
+from lakehouse.paths import resolve_local
 
 DEFAULT_CATALOG_PATH = "data/catalog.duckdb"
 
@@ -26,7 +27,7 @@ class CatalogResource(dg.ConfigurableResource):
 
     def resolved_path(self) -> Path:
         raw = self.path or os.environ.get("LAKEHOUSE_CATALOG_PATH") or DEFAULT_CATALOG_PATH
-        return Path(raw).expanduser().resolve()
+        return resolve_local(raw)
 
     def role_path(self, role: str) -> Path:
         """The role's own catalog file, beside the main one: ``roles/<role>.duckdb``."""
@@ -41,23 +42,3 @@ class CatalogResource(dg.ConfigurableResource):
         config = {"autoinstall_known_extensions": False, "autoload_known_extensions": True}
         with DuckDBResource(database=str(path), connection_config=config).get_connection() as conn:
             yield conn
-
-
-ENGINE_MEMORY_LIMIT = "1GB"
-
-
-def compute_engine(memory_limit: str = ENGINE_MEMORY_LIMIT) -> DuckDBResource:
-    """In-memory DuckDB for the layer transforms; a fresh database per step.
-
-    The memory limit keeps an hour of a large fleet inside the process budget (the DWD sort
-    spills to a temporary folder past it, costing about 10% of the step); outputs are
-    explicitly ordered, so insertion order need not be kept.
-    """
-    return DuckDBResource(
-        database=":memory:",
-        connection_config={
-            "preserve_insertion_order": False,
-            "memory_limit": memory_limit,
-            "temp_directory": os.path.join(tempfile.gettempdir(), "lakehouse-duckdb-spill"),
-        },
-    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -21,6 +20,7 @@ import dagster as dg
 import pyarrow.fs as pafs
 from pydantic import Field
 
+from lakehouse.paths import resolve_local
 from lakehouse.resources.listing import Listing, list_local, list_s3
 
 DEFAULT_RAW_URL = "data/raw"
@@ -145,7 +145,7 @@ class LakehouseStorage(dg.ConfigurableResource):
     def _zone(self, url: str, create: bool) -> Zone:
         parts = urlsplit(url)
         if parts.scheme in ("", "file"):
-            root = Path(parts.path if parts.scheme else url).expanduser().resolve()
+            root = resolve_local(parts.path if parts.scheme else url)
             if create:
                 root.mkdir(parents=True, exist_ok=True)
             return Zone(pafs.LocalFileSystem(), root.as_posix(), url)
