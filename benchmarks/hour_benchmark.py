@@ -110,7 +110,7 @@ def bench_fleet(vehicles: int, runs: int, work: Path) -> list[Measured]:
     shutil.rmtree(size_dir, ignore_errors=True)
     raw_url, warehouse_url = size_dir / "raw", size_dir / "warehouse"
     report = write_sample_data(
-        LakehouseStorage(raw_url=str(raw_url)).raw(),
+        LakehouseStorage(raw_url=str(raw_url)).raw(create=True),
         start=datetime(2025, 9, 17, 23),
         vehicles=vehicles,
         interval_s=10,

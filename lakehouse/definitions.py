@@ -15,7 +15,7 @@ from lakehouse.governance.io_manager import MaskedTableLoader
 from lakehouse.governance.policy import AccessPolicy, load_policy
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.engine import compute_engine
-from lakehouse.resources.storage import LakehouseStorage
+from lakehouse.resources.storage import LakehouseStorage, storage_resource
 from lakehouse.tables import TABLE_SCHEMAS
 
 ACCESS_POLICY = load_policy()
@@ -56,7 +56,7 @@ defs = dg.Definitions(
     jobs=[hourly_lakehouse_job],
     sensors=[ods_datascan],
     resources={
-        "storage": storage,
+        "storage": storage_resource(storage),
         "engine": engine,
         "catalog": CatalogResource(),
         "table_loader": MaskedTableLoader(storage=storage, engine=engine),

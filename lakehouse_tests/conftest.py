@@ -37,6 +37,8 @@ S3_SECRET_KEY = "lakehouse-secret-Zq9xW3"
 
 @pytest.fixture
 def local_storage(tmp_path: Path) -> LakehouseStorage:
+    """Local zones in tmp; the raw zone exists, as the uploaders' folder would."""
+    (tmp_path / "raw" / ODS_TABLE).mkdir(parents=True)
     return LakehouseStorage(
         raw_url=str(tmp_path / "raw"), warehouse_url=str(tmp_path / "warehouse")
     )

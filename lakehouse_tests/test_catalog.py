@@ -58,7 +58,7 @@ def test_paths_with_quotes_are_escaped(tmp_path, catalog):
     storage = LakehouseStorage(
         raw_url=str(tmp_path / "r'aw"), warehouse_url=str(tmp_path / "wa'rehouse")
     )
-    write_sample_data(storage.raw(), start=HOUR.start, vehicles=4, interval_s=300)
+    write_sample_data(storage.raw(create=True), start=HOUR.start, vehicles=4, interval_s=300)
     assert materialize_hour(storage, catalog).success
     with duckdb.connect(str(catalog.resolved_path()), read_only=True) as conn:
         assert conn.sql(f"SELECT count(*) FROM {ADS_TABLE}").fetchall() == [(4,)]

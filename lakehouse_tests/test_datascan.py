@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -147,7 +148,7 @@ def test_local_listing_cost_does_not_grow_with_history(local_storage):
     before = local_storage.list_raw(f"{ODS_TABLE}/", f"{ODS_TABLE}/dt=2025-09-15/hh=23")
     for day in range(1, 21):  # 20 days x 1,000 files of older history
         folder = raw.path(f"{ODS_TABLE}/dt=2025-08-{day:02d}/hh=00")
-        raw.ensure_dir(f"{ODS_TABLE}/dt=2025-08-{day:02d}/hh=00")
+        os.makedirs(folder, exist_ok=True)
         for i in range(1000):
             with open(f"{folder}/f{i}.parquet", "wb") as handle:
                 handle.write(b"PAR1")

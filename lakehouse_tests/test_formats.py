@@ -12,7 +12,8 @@ from lakehouse_tests.conftest import HOUR, materialize_hour
 
 def _layers(storage, catalog, file_format):
     write_sample_data(
-        storage.raw(), start=HOUR.start, vehicles=12, interval_s=30, file_format=file_format,
+        storage.raw(create=True), start=HOUR.start, vehicles=12, interval_s=30,
+        file_format=file_format,
         dirty=True, seed=7,
     )  # fmt: skip
     assert materialize_hour(storage, catalog).success

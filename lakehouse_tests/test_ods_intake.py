@@ -108,7 +108,8 @@ def test_bad_files_are_quarantined_and_good_files_land(local_storage, catalog):
 
     warehouse = local_storage.warehouse()
     record = json.loads(warehouse.read_bytes(f"_intake/{ODS_TABLE}/{HOUR.hive_path}/intake.json"))
-    assert sorted(f.rsplit("/", 1)[1] for f in record["accepted"]) == ["good.orc", "good.parquet"]
+    accepted = sorted(a["file"].rsplit("/", 1)[1] for a in record["accepted"])
+    assert accepted == ["good.orc", "good.parquet"]
     assert len(record["quarantined"]) == 4
 
     ads = pq.read_table(warehouse.path(partition_relpath(ADS_TABLE, HOUR))).to_pylist()

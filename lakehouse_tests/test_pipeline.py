@@ -44,15 +44,15 @@ def _expected_drops(zone, data_files: tuple[str, ...]) -> dict[str, int]:
         reader = pq.read_table if relative.endswith(".parquet") else orc.read_table
         frames.append(reader(zone.path(relative)).to_pandas())
     raw = pd.concat(frames, ignore_index=True)
-    null_vin = raw["vin"].isna()
-    bad_speed = ~null_vin & ~(raw["speed"] >= 0)
+    null_vin = raw["vin"].isna() | (raw["vin"].str.strip() == "")
+    bad_speed = ~null_vin & ~((raw["speed"] >= 0) & (raw["speed"] <= 500))
     parsed = pd.to_datetime(raw["report_time"], format="%Y-%m-%d %H:%M:%S", errors="coerce")
     bad_time = ~null_vin & ~bad_speed & parsed.isna()
     kept = raw[~(null_vin | bad_speed | bad_time)].assign(event_time=parsed)
     key = ["vin", "event_time", "lng", "lat", "speed"]
     return {
         "rows_in": len(raw),
-        "null_vin": int(null_vin.sum()),
+        "missing_vin": int(null_vin.sum()),
         "invalid_speed": int(bad_speed.sum()),
         "unparseable_report_time": int(bad_time.sum()),
         "duplicate_report": int(kept.duplicated(subset=key).sum()),
@@ -72,7 +72,7 @@ def test_in_process_chain_reports_metadata_and_checks(local_storage, catalog):
     dwd = materialization_metadata(result, DWD_TABLE)
     assert ods["rows_out"].value == report.total_rows
     assert dwd["rows_in"].value == expected["rows_in"]
-    for reason in ("null_vin", "invalid_speed", "unparseable_report_time", "duplicate_report"):
+    for reason in ("missing_vin", "invalid_speed", "unparseable_report_time", "duplicate_report"):
         assert dwd[f"dropped_{reason}"].value == expected[reason], reason
     assert dwd["rows_out"].value == expected["rows_in"] - sum(
         v for k, v in expected.items() if k != "rows_in"
@@ -91,7 +91,7 @@ def test_cli_materializes_an_hour(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     from lakehouse.resources.storage import LakehouseStorage
 
-    write_sample_data(LakehouseStorage().raw(), start=HOUR.start, vehicles=5, interval_s=60)
+    write_sample_data(LakehouseStorage().raw(create=True), start=HOUR.start, vehicles=5, interval_s=60)
     args = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*"]
     done = _run([*args, "--partition", HOUR.key], work, env)
     assert done.returncode == 0, done.stderr[-3000:]

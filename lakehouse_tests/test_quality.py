@@ -10,7 +10,7 @@ import pandera.errors
 import pyarrow as pa
 import pytest
 
-from lakehouse.defs.publishing import publish_batches, publish_query
+from lakehouse.defs.publishing import publish, stage_batches, stage_query
 from lakehouse.quality.enforcement import ChunkedSchemaValidator, SchemaViolation
 from lakehouse.quality.schemas import AdsVehicleHourlyStat, DwdVehicleGps, OdsVehicleGpsRaw
 from lakehouse.tables import ADS_SCHEMA, ADS_TABLE, DWD_SCHEMA, DWD_TABLE
@@ -97,10 +97,10 @@ def test_ods_wrong_dtype_and_extra_column_are_caught():
 
 def test_publish_refuses_violating_rows_and_shows_the_cases(local_storage, catalog):
     warehouse = local_storage.warehouse()
-    publish_batches(warehouse, catalog, ADS_TABLE, HOUR, _ads([ADS_ROW]).to_batches())
+    publish(stage_batches(warehouse, ADS_TABLE, HOUR, _ads([ADS_ROW]).to_batches()), catalog)
     bad = _ads([{**ADS_ROW, "avg_speed": -7.5}])
     with pytest.raises(dg.Failure) as caught:
-        publish_batches(warehouse, catalog, ADS_TABLE, HOUR, bad.to_batches())
+        stage_batches(warehouse, ADS_TABLE, HOUR, bad.to_batches())
     assert "-7.5" in caught.value.metadata["failure_cases"].value
     assert caught.value.metadata["failures"].value == 1
     still = read_partition(warehouse, ADS_TABLE, HOUR).to_table().to_pylist()
@@ -112,10 +112,10 @@ def test_engine_written_partitions_are_validated_before_publishing(local_storage
     good = "SELECT 'VIN001' AS vin, '2025-09-17 23' AS stat_hour, 1.0::DOUBLE AS total_distance, " \
         "0.9::DOUBLE AS total_distance_haversine, 10.0::DOUBLE AS avg_speed"  # fmt: skip
     with duckdb.connect() as con:
-        publish_query(warehouse, catalog, con, ADS_TABLE, HOUR, good)
+        publish(stage_query(warehouse, con, ADS_TABLE, HOUR, good), catalog)
         duplicated = f"{good} UNION ALL {good}"
         with pytest.raises(dg.Failure) as caught:
-            publish_query(warehouse, catalog, con, ADS_TABLE, HOUR, duplicated)
+            stage_query(warehouse, con, ADS_TABLE, HOUR, duplicated)
     assert "field_uniqueness" in caught.value.metadata["failure_cases"].value
     assert read_partition(warehouse, ADS_TABLE, HOUR).to_table().to_pylist() == [ADS_ROW]
     assert warehouse.list_files("_staging", recursive=True) == []

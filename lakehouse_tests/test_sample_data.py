@@ -23,7 +23,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def _zone(root: Path) -> Zone:
-    return LakehouseStorage(raw_url=str(root)).raw()
+    return LakehouseStorage(raw_url=str(root)).raw(create=True)
 
 
 def _read(zone: Zone, rel: str) -> pa.Table:

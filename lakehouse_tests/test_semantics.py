@@ -88,7 +88,7 @@ def test_dwd_reports_rows_dropped_per_reason(tiny_hour):
     meta = materialization_metadata(result, DWD_TABLE)
     assert meta["rows_in"].value == 11
     assert meta["rows_out"].value == 7
-    assert meta["dropped_null_vin"].value == 1
+    assert meta["dropped_missing_vin"].value == 1
     assert meta["dropped_invalid_speed"].value == 1
     assert meta["dropped_unparseable_report_time"].value == 1
     assert meta["dropped_duplicate_report"].value == 1

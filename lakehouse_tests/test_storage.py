@@ -10,10 +10,15 @@ from lakehouse.resources.storage import LakehouseStorage, StorageConfigError
 
 def test_local_defaults_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LAKEHOUSE_RAW_URL", raising=False)
+    for name in ("LAKEHOUSE_RAW_URL", "LAKEHOUSE_HOME", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LAKEHOUSE_WAREHOUSE_URL", str(tmp_path / "elsewhere"))
     storage = LakehouseStorage()
-    assert storage.raw().root == (tmp_path / "data" / "raw").as_posix()
+    # The pipeline never invents a raw zone: a missing one is a configuration error.
+    with pytest.raises(StorageConfigError, match="does not exist"):
+        storage.raw()
+    assert not (tmp_path / "data" / "raw").exists()
+    assert storage.raw(create=True).root == (tmp_path / "data" / "raw").as_posix()
     assert storage.warehouse().root == (tmp_path / "elsewhere").as_posix()
     assert storage.raw().is_local
 

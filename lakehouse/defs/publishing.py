@@ -1,9 +1,11 @@
-"""Publish a layer's hour: validate before it is visible, swap in atomically, expose in SQL.
+"""Publish a layer's partition: validate before it is visible, swap in atomically, expose in SQL.
 
-Two writers feed the same publication: a stream of Arrow batches (ODS, read from raw files by
-pyarrow) and a DuckDB query written by DuckDB's parallel ``COPY`` (DWD, ADS). Either way the
-pandera schema sees every row before the partition is replaced, a violation fails the step with
-the failing cases shown, and nothing is published.
+Publishing is two steps so that callers can decide between them: :func:`stage_batches` and
+:func:`stage_query` write the partition (an hour, or a day given as its ``dt=...`` path) to a
+local staged file and run the pandera schema over every row of it (a violation fails the step
+with the failing cases shown); :func:`publish` then makes it visible in one step. In between, a
+caller can stage several layers and publish them together (DWD and ADS), or refuse to replace a
+partition with less data than it holds (ODS).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lakehouse.defs.checks import SCHEMA_CHECK
 from lakehouse.partitions import HourPartition
 from lakehouse.quality.enforcement import ChunkedSchemaValidator, SchemaViolation
 from lakehouse.quality.schemas import LAYER_SCHEMAS
 from lakehouse.resources.catalog import CatalogResource
-from lakehouse.resources.storage import Zone
+from lakehouse.resources.zones import Zone
 from lakehouse.sql_text import quote_literal
 from lakehouse.tables import TABLE_SCHEMAS
 from lakehouse.warehouse.catalog import ensure_view
@@ -30,14 +33,36 @@ from lakehouse.warehouse.partition_store import (
     ROWS_PER_ROW_GROUP,
     StagedFile,
     WrittenPartition,
-    write_partition,
+    write_local,
 )
 
 PARQUET_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROWS_PER_ROW_GROUP}"
 
 
+@dataclass
+class StagedPartition:
+    """A validated partition in a local file, not yet visible to readers."""
+
+    zone: Zone
+    table: str
+    label: str
+    file: StagedFile
+    validator: ChunkedSchemaValidator
+    rows: int = 0
+
+    def __post_init__(self) -> None:
+        self.rows = pq.read_metadata(self.file.local_path).num_rows
+
+    @property
+    def local_path(self) -> str:
+        return self.file.local_path
+
+    def discard(self) -> None:
+        self.file.discard()
+
+
 @dataclass(frozen=True)
-class PublishedHour:
+class PublishedPartition:
     """A published partition with the metadata and check results every layer reports."""
 
     written: WrittenPartition
@@ -45,58 +70,95 @@ class PublishedHour:
     schema_check: dg.AssetCheckResult
 
 
-def publish_batches(
-    warehouse: Zone,
-    catalog: CatalogResource,
+def stage_batches(
+    zone: Zone,
     table: str,
-    partition: HourPartition,
+    partition: HourPartition | str,
     batches: Iterable[pa.RecordBatch],
     compression: str = "zstd",
-) -> PublishedHour:
-    """Stream Arrow batches into the hour, validating each row group before it is written."""
+) -> StagedPartition:
+    """Stream Arrow batches into a staged file, validating each row group before writing it."""
     validator = ChunkedSchemaValidator(table, LAYER_SCHEMAS[table])
-    with _failing_on_violation(table, partition):
-        written = write_partition(
-            warehouse,
-            table,
-            partition,
-            TABLE_SCHEMAS[table],
-            batches,
-            validate=validator,
-            compression=compression,
-        )
-    return _published(warehouse, catalog, table, written, validator)
+    staged = StagedFile(zone, table, partition)
+    try:
+        with failing_on_violation(table, _label(partition)):
+            write_local(
+                staged.local_path, TABLE_SCHEMAS[table], batches, validator, compression=compression
+            )
+    except BaseException:
+        staged.discard()
+        raise
+    finally:
+        pa.default_memory_pool().release_unused()
+    return StagedPartition(zone, table, _label(partition), staged, validator)
 
 
-def publish_query(
-    warehouse: Zone,
-    catalog: CatalogResource,
+def stage_query(
+    zone: Zone,
     con: duckdb.DuckDBPyConnection,
     table: str,
-    partition: HourPartition,
+    partition: HourPartition | str,
     query: str,
-) -> PublishedHour:
-    """Let DuckDB write the query's result, validate the file, then publish it."""
+) -> StagedPartition:
+    """Let DuckDB write the query's result to a staged file, then validate every row of it."""
     validator = ChunkedSchemaValidator(table, LAYER_SCHEMAS[table])
-    with StagedFile(warehouse, table, partition) as staged:
+    staged = StagedFile(zone, table, partition)
+    try:
         con.execute(f"COPY ({query}) TO {quote_literal(staged.local_path)} ({PARQUET_OPTIONS})")
         started = time.perf_counter()
-        with _failing_on_violation(table, partition):
+        with failing_on_violation(table, _label(partition)):
             staged.validate(validator)
         # Reading the written file back is part of what validation costs here.
         validator.seconds = time.perf_counter() - started
-        written = staged.publish()
-    return _published(warehouse, catalog, table, written, validator)
+    except BaseException:
+        staged.discard()
+        raise
+    return StagedPartition(zone, table, _label(partition), staged, validator)
+
+
+def publish(
+    staged: StagedPartition, catalog: CatalogResource, hourly: bool = True
+) -> PublishedPartition:
+    """Make a staged partition visible (one atomic step) and describe it for the run."""
+    try:
+        written = staged.file.publish()
+    finally:
+        staged.discard()
+    validator = staged.validator
+    head = (
+        validator.head if validator.head is not None else TABLE_SCHEMAS[staged.table].empty_table()
+    )
+    metadata: dict[str, object] = {
+        "dagster/row_count": written.rows,
+        "rows_out": written.rows,
+        "path": dg.MetadataValue.path(written.url),
+        "bytes": written.bytes,
+        "row_groups": written.row_groups,
+        "catalog_view": ensure_view(catalog, staged.zone, staged.table, hourly=hourly),
+        "preview": preview(head),
+    }
+    check = dg.AssetCheckResult(
+        asset_key=staged.table,
+        check_name=SCHEMA_CHECK,
+        passed=True,
+        metadata={
+            "schema": LAYER_SCHEMAS[staged.table].__name__,
+            "rows_validated": validator.rows_validated,
+            "chunks_validated": validator.chunks_validated,
+            "validation_seconds": round(validator.seconds, 3),
+        },
+    )
+    return PublishedPartition(written, metadata, check)
 
 
 @contextmanager
-def _failing_on_violation(table: str, partition: HourPartition) -> Iterator[None]:
+def failing_on_violation(table: str, label: str) -> Iterator[None]:
     """Turn a schema violation into a step failure that shows the failing cases."""
     try:
         yield
     except SchemaViolation as violation:
         raise dg.Failure(
-            description=f"{table} {partition.key} not published: it breaks the layer schema",
+            description=f"{table} {label} not published: it breaks the layer schema",
             metadata={
                 "failures": violation.total_failures,
                 "failure_cases": dg.MetadataValue.md(
@@ -104,38 +166,6 @@ def _failing_on_violation(table: str, partition: HourPartition) -> Iterator[None
                 ),
             },
         ) from None
-
-
-def _published(
-    warehouse: Zone,
-    catalog: CatalogResource,
-    table: str,
-    written: WrittenPartition,
-    validator: ChunkedSchemaValidator,
-) -> PublishedHour:
-    metadata: dict[str, object] = {
-        "dagster/row_count": written.rows,
-        "rows_out": written.rows,
-        "path": dg.MetadataValue.path(written.url),
-        "bytes": written.bytes,
-        "row_groups": written.row_groups,
-        "catalog_view": ensure_view(catalog, warehouse, table),
-        "preview": preview(
-            validator.head if validator.head is not None else TABLE_SCHEMAS[table].empty_table()
-        ),
-    }
-    check = dg.AssetCheckResult(
-        asset_key=table,
-        check_name=SCHEMA_CHECK,
-        passed=True,
-        metadata={
-            "schema": LAYER_SCHEMAS[table].__name__,
-            "rows_validated": validator.rows_validated,
-            "chunks_validated": validator.chunks_validated,
-            "validation_seconds": round(validator.seconds, 3),
-        },
-    )
-    return PublishedHour(written, metadata, check)
 
 
 def preview(head: pa.Table) -> dg.TableMetadataValue:
@@ -149,3 +179,7 @@ def _plain(value: object) -> str | int | float | bool | None:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+def _label(partition: HourPartition | str) -> str:
+    return partition if isinstance(partition, str) else partition.key

@@ -10,6 +10,7 @@ import narwhals.stable.v1 as nw
 import pandera.pyarrow as pa
 import pyarrow
 
+from lakehouse.rules import LAT_RANGE, LNG_RANGE, MAX_SPEED_KMH, NOT_BLANK_PATTERN
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
 
 STAT_HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}$"
@@ -33,11 +34,14 @@ class OdsVehicleGpsRaw(pa.DataFrameModel):
 class DwdVehicleGps(pa.DataFrameModel):
     """Cleaned reports: identified, timed, a real speed, and an honest location flag."""
 
-    vin: pyarrow.string() = pa.Field(nullable=False, str_length={"min_value": 1})
+    # A visible character somewhere: the complement of DWD's blank-VIN rule, in the same RE2.
+    vin: pyarrow.string() = pa.Field(
+        nullable=False, str_length={"min_value": 1}, str_contains=NOT_BLANK_PATTERN
+    )
     event_time: pyarrow.timestamp("us") = pa.Field(nullable=False)
     lng: pyarrow.float64() = pa.Field(nullable=True)
     lat: pyarrow.float64() = pa.Field(nullable=True)
-    speed: pyarrow.float64() = pa.Field(nullable=False, ge=0)
+    speed: pyarrow.float64() = pa.Field(nullable=False, ge=0, le=MAX_SPEED_KMH)
     loc_valid: pyarrow.bool_() = pa.Field(nullable=False)
 
     class Config:
@@ -48,7 +52,7 @@ class DwdVehicleGps(pa.DataFrameModel):
     )
     @classmethod
     def loc_valid_matches_coordinates(cls, frame: nw.DataFrame) -> nw.Expr:
-        in_range = nw.col("lng").is_between(70, 140) & nw.col("lat").is_between(10, 60)
+        in_range = nw.col("lng").is_between(*LNG_RANGE) & nw.col("lat").is_between(*LAT_RANGE)
         return nw.col("loc_valid") == in_range.fill_null(False)
 
 

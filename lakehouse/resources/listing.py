@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lakehouse.resources.storage import Zone
+    from lakehouse.resources.zones import Zone
 
 
 @dataclass(frozen=True)
 class ListedObject:
-    """An object below the zone root: its relative key, size and modification stamp."""
+    """An object below the zone root: its relative key, size and version (ETag or mtime)."""
 
     key: str
     size: int
-    modified: str
+    version: str
 
 
 @dataclass
@@ -71,7 +71,7 @@ def list_s3(client: Any, zone: Zone, prefix: str, start_after: str | None) -> Li
         for item in page.get("Contents", []):
             listing.objects.append(
                 ListedObject(
-                    item["Key"][len(base) :], int(item["Size"]), item["LastModified"].isoformat()
+                    item["Key"][len(base) :], int(item["Size"]), str(item["ETag"]).strip('"')
                 )
             )
     return listing

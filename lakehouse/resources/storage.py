@@ -1,18 +1,17 @@
-"""One storage interface over a local folder and any S3-protocol store (S3, MinIO, OSS).
+"""One storage resource over a local folder and any S3-protocol store (S3, MinIO, OSS).
 
-Both zones (raw and warehouse) are addressed by a URL: a local path or ``s3://bucket/prefix``.
-S3 access goes through pyarrow's S3 filesystem, so DuckDB scans and Parquet writes use the same
-code path against a laptop folder and a bucket. Credentials are never part of this resource's
-config: pyarrow resolves them through the standard AWS chain (``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, profiles, instance roles), so they cannot leak
-into run config, metadata or the UI.
+Every zone (raw, warehouse, share) is addressed by a URL: a local path or ``s3://bucket/prefix``.
+Credentials are never part of this resource's config: pyarrow and boto3 resolve them through the
+standard AWS chain (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+profiles, instance roles), so they cannot leak into run config, metadata or the UI. A URL that
+tries to carry them is refused before Dagster stores the run's config (see
+:func:`storage_resource`).
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -21,72 +20,38 @@ import pyarrow.fs as pafs
 from pydantic import Field
 
 from lakehouse.paths import resolve_local
+from lakehouse.resources.faults import DEFAULT_ATTEMPTS, StorageConfigError
 from lakehouse.resources.listing import Listing, list_local, list_s3
+from lakehouse.resources.zones import LocalZone, S3Zone, Zone
+
+__all__ = ["LakehouseStorage", "StorageConfigError", "Zone", "storage_resource"]
 
 DEFAULT_RAW_URL = "data/raw"
 DEFAULT_WAREHOUSE_URL = "data/warehouse"
 DEFAULT_REGION = "us-east-1"
+URL_FIELDS = ("raw_url", "warehouse_url", "share_url", "endpoint_url")
+# Seconds before a request to the store is given up on and retried.
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10, 60
 
 
-class StorageConfigError(ValueError):
-    """A storage URL or endpoint that cannot be used (the message never echoes secrets)."""
-
-
-@dataclass(frozen=True)
-class Zone:
-    """A root folder on a filesystem: a local directory or a bucket prefix."""
-
-    filesystem: pafs.FileSystem
-    root: str
-    url: str
-
-    @property
-    def is_local(self) -> bool:
-        return isinstance(self.filesystem, pafs.LocalFileSystem)
-
-    def path(self, *parts: str) -> str:
-        """Filesystem path of ``parts`` below the zone root."""
-        return posixpath.join(self.root, *parts) if parts else self.root
-
-    def display(self, path: str) -> str:
-        """User-facing URL for a filesystem path of this zone."""
-        rel = posixpath.relpath(path, self.root)
-        return self.url.rstrip("/") + "/" + rel
-
-    def list_files(self, relative_dir: str, recursive: bool = False) -> list[pafs.FileInfo]:
-        """Files below ``relative_dir``, sorted by path; an absent directory lists as empty."""
-        selector = pafs.FileSelector(
-            self.path(relative_dir), allow_not_found=True, recursive=recursive
+def check_url(field: str, url: str | None) -> None:
+    """Refuse a storage URL or endpoint that embeds credentials, without echoing it."""
+    if not url:
+        return
+    parts = urlsplit(url if "://" in url else f"//{url}" if field == "endpoint_url" else url)
+    if "@" in parts.netloc or parts.username or parts.password:
+        raise StorageConfigError(
+            f"{field} must not carry credentials; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or a profile / instance role) instead"
         )
-        infos = self.filesystem.get_file_info(selector)
-        return sorted(
-            (info for info in infos if info.type == pafs.FileType.File), key=lambda i: i.path
-        )
-
-    def exists(self, relative_path: str) -> bool:
-        info = self.filesystem.get_file_info(self.path(relative_path))
-        return info.type != pafs.FileType.NotFound
-
-    def ensure_dir(self, relative_dir: str) -> None:
-        self.filesystem.create_dir(self.path(relative_dir), recursive=True)
-
-    def write_bytes(self, relative_path: str, payload: bytes) -> None:
-        parent = posixpath.dirname(relative_path)
-        if parent and self.is_local:  # object stores need no folders (and get marker objects)
-            self.ensure_dir(parent)
-        with self.filesystem.open_output_stream(self.path(relative_path)) as out:
-            out.write(payload)
-
-    def read_bytes(self, relative_path: str) -> bytes:
-        with self.filesystem.open_input_stream(self.path(relative_path)) as src:
-            return src.read()
 
 
 class LakehouseStorage(dg.ConfigurableResource):
-    """Where the raw zone and the warehouse live; local folders by default.
+    """Where the raw zone, the warehouse and the shares live; local folders by default.
 
     Unset fields fall back, at run time, to ``LAKEHOUSE_RAW_URL``, ``LAKEHOUSE_WAREHOUSE_URL``,
-    ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` and ``AWS_REGION``/``AWS_DEFAULT_REGION``.
+    ``LAKEHOUSE_SHARE_URL``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` and
+    ``AWS_REGION``/``AWS_DEFAULT_REGION``. Relative local paths resolve against the project home.
     """
 
     raw_url: str | None = Field(
@@ -117,18 +82,20 @@ class LakehouseStorage(dg.ConfigurableResource):
         default=False,
         description="Use virtual-hosted-style requests (bucket.endpoint); Alibaba OSS needs it.",
     )
-
-    def list_raw(self, prefix: str, start_after: str | None = None) -> Listing:
-        """Raw-zone objects under ``prefix`` whose key sorts after ``start_after``."""
-        zone = self.raw()
-        if zone.is_local:
-            return list_local(zone, prefix, start_after)
-        return list_s3(self._s3_client(), zone, prefix, start_after)
+    io_attempts: int = Field(
+        default=DEFAULT_ATTEMPTS,
+        description="Attempts per storage operation on throttling, timeouts and 5xx (with "
+        "exponential backoff) before the step fails.",
+    )
 
     def raw(self, create: bool = False) -> Zone:
         """The raw zone. Only uploaders (the sample generator) may ``create`` a local one."""
         url = self.raw_url or os.environ.get("LAKEHOUSE_RAW_URL") or DEFAULT_RAW_URL
-        return self._zone(url, create=create)
+        return self._zone("raw_url", url, create=create)
+
+    def warehouse(self) -> Zone:
+        url = self.warehouse_url or os.environ.get("LAKEHOUSE_WAREHOUSE_URL")
+        return self._zone("warehouse_url", url or DEFAULT_WAREHOUSE_URL, create=True)
 
     def share(self) -> Zone:
         """Where masked shares are written: ``<warehouse>/share`` unless set apart."""
@@ -136,33 +103,37 @@ class LakehouseStorage(dg.ConfigurableResource):
         if not url:
             base = self.warehouse_url or os.environ.get("LAKEHOUSE_WAREHOUSE_URL")
             url = (base or DEFAULT_WAREHOUSE_URL).rstrip("/") + "/share"
-        return self._zone(url, create=True)
+        return self._zone("share_url", url, create=True)
 
-    def warehouse(self) -> Zone:
-        url = self.warehouse_url or os.environ.get("LAKEHOUSE_WAREHOUSE_URL")
-        return self._zone(url or DEFAULT_WAREHOUSE_URL, create=True)
+    def list_raw(self, prefix: str, start_after: str | None = None) -> Listing:
+        """Raw-zone objects under ``prefix`` whose key sorts after ``start_after``."""
+        zone = self.raw()
+        if isinstance(zone, S3Zone):
+            return list_s3(zone.client, zone, prefix, start_after)
+        return list_local(zone, prefix, start_after)
 
-    def _zone(self, url: str, create: bool) -> Zone:
+    def _zone(self, field: str, url: str, create: bool) -> Zone:
+        check_url(field, url)
         parts = urlsplit(url)
         if parts.scheme in ("", "file"):
             root = resolve_local(parts.path if parts.scheme else url)
             if create:
                 root.mkdir(parents=True, exist_ok=True)
-            return Zone(pafs.LocalFileSystem(), root.as_posix(), url)
+            elif not root.is_dir():
+                raise StorageConfigError(
+                    f"{field} {url!r} ({root}) does not exist; it is never created by the "
+                    "pipeline: check the setting (or LAKEHOUSE_RAW_URL)"
+                )
+            return LocalZone(root.as_posix(), url)
         if parts.scheme not in ("s3", "s3a", "oss"):
             raise StorageConfigError(
                 f"unsupported storage scheme {parts.scheme!r}: use a local path or s3://bucket/prefix"
             )
-        if "@" in parts.netloc:
-            raise StorageConfigError(
-                "storage URLs must not carry credentials; use AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY instead"
-            )
         bucket, prefix = parts.netloc, parts.path.strip("/")
         if not bucket:
             raise StorageConfigError(f"storage URL {url!r} names no bucket")
-        root = posixpath.join(bucket, prefix) if prefix else bucket
-        return Zone(self._s3_filesystem(), root, f"s3://{root}")
+        self._endpoint()  # refuse a bad endpoint now, not at the first request
+        return S3Zone(bucket, prefix, self._s3_client, self._s3_filesystem, self.io_attempts)
 
     def _region(self) -> str:
         return (
@@ -180,17 +151,19 @@ class LakehouseStorage(dg.ConfigurableResource):
         )
         if not endpoint:
             return None
+        check_url("endpoint_url", endpoint)
         parsed = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise StorageConfigError("the S3 endpoint must look like http(s)://host[:port]")
-        if parsed.username or parsed.password:
-            raise StorageConfigError("the S3 endpoint URL must not carry credentials")
         return parsed
 
     def _s3_filesystem(self) -> pafs.S3FileSystem:
         options: dict[str, object] = {
             "region": self._region(),
             "force_virtual_addressing": self.virtual_addressing,
+            "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=self.io_attempts),
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "request_timeout": READ_TIMEOUT_S,
         }
         endpoint = self._endpoint()
         if endpoint:
@@ -199,13 +172,9 @@ class LakehouseStorage(dg.ConfigurableResource):
         return pafs.S3FileSystem(**options)
 
     def _s3_client(self) -> Any:
-        """A boto3 client for the listing calls pyarrow does not expose.
-
-        Same endpoint, region, credential chain and addressing style as the pyarrow
-        filesystem, so listing works wherever reading does (OSS needs virtual-hosted style).
-        """
-        # Imported here: boto3 costs ~0.5 s of every process start, and only the sensor's S3
-        # listing needs it.
+        """A boto3 client with the same endpoint, region, credentials and addressing style."""
+        # Imported here: boto3 costs ~0.5 s of a process start, and the local default never
+        # needs it.
         import boto3
         from botocore.config import Config
 
@@ -215,5 +184,30 @@ class LakehouseStorage(dg.ConfigurableResource):
             "s3",
             region_name=self._region(),
             endpoint_url=f"{endpoint.scheme}://{endpoint.netloc}" if endpoint else None,
-            config=Config(s3={"addressing_style": style}, retries={"mode": "standard"}),
+            config=Config(
+                s3={"addressing_style": style},
+                retries={"mode": "standard", "max_attempts": self.io_attempts},
+                connect_timeout=CONNECT_TIMEOUT_S,
+                read_timeout=READ_TIMEOUT_S,
+            ),
         )
+
+
+def _refuse_credentials(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    for field in URL_FIELDS:
+        value = config.get(field)
+        check_url(field, value if isinstance(value, str) else None)
+    return config
+
+
+def storage_resource(storage: LakehouseStorage) -> dg.ResourceDefinition:
+    """``storage`` as a resource whose run config is checked before Dagster stores a run.
+
+    Dagster validates a run's config, and runs a resource's config mapping, while it builds the
+    execution plan, before the run record is written. Refusing credential-bearing URLs there
+    means such a URL is never persisted in the run storage, logs or the UI.
+    """
+    definition = storage.get_resource_definition()
+    return definition.configured(
+        _refuse_credentials, config_schema=definition.config_schema.as_field().config_type
+    )

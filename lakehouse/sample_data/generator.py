@@ -13,7 +13,6 @@ run plus dirt.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,10 +23,10 @@ import pyarrow.compute as pc
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 
-from lakehouse.defs.dwd.transform import REPORT_TIME_FORMAT
 from lakehouse.defs.ods.intake import hour_dir
 from lakehouse.partitions import HourPartition
-from lakehouse.resources.storage import Zone
+from lakehouse.resources.zones import Zone
+from lakehouse.rules import REPORT_TIME_FORMAT
 from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
 
 # The uploaders' contract is the ODS one: same folder, same columns, same time format.
@@ -334,12 +333,13 @@ def _file_suffix(file_format: str, index: int) -> str:
 
 
 def _write_table(zone: Zone, rel: str, table: pa.Table) -> None:
-    zone.ensure_dir(posixpath.dirname(rel))
-    with zone.filesystem.open_output_stream(zone.path(rel)) as out:
-        if rel.endswith(".orc"):
-            orc.write_table(table, out, compression="zstd")
-        else:
-            pq.write_table(table, out, compression="zstd")
+    """Upload one file whole, as an uploader would (readers never see half of it)."""
+    sink = pa.BufferOutputStream()
+    if rel.endswith(".orc"):
+        orc.write_table(table, sink, compression="zstd")
+    else:
+        pq.write_table(table, sink, compression="zstd")
+    zone.write_bytes(rel, sink.getvalue().to_pybytes())
 
 
 def _epoch_seconds(hour: datetime) -> int:

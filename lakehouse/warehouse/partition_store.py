@@ -1,10 +1,12 @@
-"""Atomic, idempotent Parquet partitions under ``<warehouse>/<table>/dt=YYYY-MM-DD/hh=HH/``.
+"""Atomic, idempotent Parquet partitions under ``<zone>/<table>/dt=YYYY-MM-DD/hh=HH/``.
 
-A partition is a single Parquet object, ``part-0.parquet``. It is first written to a staging
-object outside every table folder and then moved over the final name: a local rename, or an S3
-server-side copy, both of which make the new object visible at once and whole. Readers therefore
-see the old partition or the new one, never a half-written or mixed one; a failed write leaves
-the previous partition as it was; and two partitions never share a staging name.
+A partition is a single Parquet object, ``part-0.parquet``. It is always written to a local
+file first (validated there) and then published in one visible step: on a local zone the file
+sits in the zone's ``_staging/`` folder and is renamed over the partition; on an object store
+it is uploaded straight to the partition's key, which S3 makes visible only once the upload (or
+multipart upload) completes. Readers therefore see the old partition or the new one, never a
+half-written one; a failed write leaves the previous partition as it was; no staging objects or
+folder markers are ever left in a bucket.
 
 Two ways in: :func:`write_partition` streams Arrow batches through pyarrow's writer, and
 :class:`StagedFile` hands out a local path for an engine (DuckDB's parallel ``COPY``) to write,
@@ -18,21 +20,23 @@ import os
 import posixpath
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from lakehouse.partitions import HourPartition
-from lakehouse.resources.storage import Zone
+from lakehouse.resources.zones import S3Zone, Zone
 
 PARTITION_FILE = "part-0.parquet"
 STAGING_DIR = "_staging"
 ROWS_PER_ROW_GROUP = 1 << 20
+# Staging left by a writer that was killed is swept once it is older than any run could be.
+STALE_STAGING_SECONDS = 6 * 3600
 
 ChunkValidator = Callable[[pa.Table], None]
 
@@ -51,85 +55,37 @@ class WrittenPartition:
     row_groups: int
 
 
-def partition_relpath(table: str, partition: HourPartition) -> str:
-    return posixpath.join(table, partition.hive_path, PARTITION_FILE)
-
-
-def _staging_relpath(table: str, partition: HourPartition) -> str:
-    return posixpath.join(
-        STAGING_DIR, table, f"{partition.dt}T{partition.hh}-{uuid.uuid4().hex}.parquet"
-    )
-
-
-def write_partition(
-    zone: Zone,
-    table: str,
-    partition: HourPartition,
-    schema: pa.Schema,
-    batches: Iterable[pa.RecordBatch],
-    validate: ChunkValidator | None = None,
-    rows_per_row_group: int = ROWS_PER_ROW_GROUP,
-    compression: str = "zstd",
-) -> WrittenPartition:
-    """Stream ``batches`` into the partition and publish it atomically.
-
-    Batches are grouped into row groups of about ``rows_per_row_group`` rows; each group is
-    passed to ``validate`` before it is written, so a violation aborts the write and the
-    previous partition stays published.
-    """
-    final = zone.path(partition_relpath(table, partition))
-    staging_rel = _staging_relpath(table, partition)
-    staging = zone.path(staging_rel)
-    if zone.is_local:
-        zone.ensure_dir(posixpath.dirname(staging_rel))
-        zone.ensure_dir(posixpath.dirname(partition_relpath(table, partition)))
-    rows = row_groups = 0
-    try:
-        with (
-            zone.filesystem.open_output_stream(staging) as sink,
-            pq.ParquetWriter(sink, schema, compression=compression) as writer,
-        ):
-            for chunk in _row_groups(batches, schema, rows_per_row_group):
-                if validate is not None:
-                    validate(chunk)
-                writer.write_table(chunk, row_group_size=rows_per_row_group)
-                rows += chunk.num_rows
-                row_groups += 1
-        size = zone.filesystem.get_file_info(staging).size or 0
-        zone.filesystem.move(staging, final)
-    except BaseException:
-        _remove_quietly(zone, staging)
-        raise
-    finally:
-        # Hand the hour's buffers back to the OS before the next step's engine needs memory.
-        pa.default_memory_pool().release_unused()
-    return WrittenPartition(zone.display(final), rows, size, row_groups)
+def partition_relpath(table: str, partition: HourPartition | str) -> str:
+    """``<table>/dt=.../hh=.../part-0.parquet``; a daily partition passes its ``dt=...`` path."""
+    hive = partition if isinstance(partition, str) else partition.hive_path
+    return posixpath.join(table, hive, PARTITION_FILE)
 
 
 class StagedFile:
-    """A local file for an engine to write one partition into, then validate and publish.
+    """A local file for one partition: written, then validated, then published atomically.
 
-    On a local warehouse the file sits in the warehouse's staging folder, so publishing is a
-    rename; for an object store it is a local temporary file that is uploaded to a staging key
-    and then moved (server-side) over the partition. Whatever happens, nothing is left behind.
+    Use as a context manager; whatever happens, the local file is gone afterwards.
     """
 
-    def __init__(self, zone: Zone, table: str, partition: HourPartition):
-        self.zone, self.table, self.partition = zone, table, partition
-        relative = _staging_relpath(table, partition)
+    def __init__(self, zone: Zone, table: str, partition: HourPartition | str):
+        self.zone, self.table = zone, table
+        self.final_key = partition_relpath(table, partition)
+        name = f"{uuid.uuid4().hex}.parquet"
         if zone.is_local:
-            zone.ensure_dir(posixpath.dirname(relative))
+            folder = zone.path(STAGING_DIR, table)
+            os.makedirs(folder, exist_ok=True)
             self._tmpdir = None
-            self.local_path = zone.path(relative)
         else:
-            self._tmpdir = tempfile.mkdtemp(prefix="lakehouse-")
-            self.local_path = os.path.join(self._tmpdir, posixpath.basename(relative))
-        self._staging_rel = relative
+            folder = self._tmpdir = tempfile.mkdtemp(prefix="lakehouse-stage-")
+        self.local_path = os.path.join(folder, name)
 
     def __enter__(self) -> StagedFile:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.discard()
+
+    def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.local_path)
         if self._tmpdir:
@@ -142,30 +98,80 @@ class StagedFile:
             validate(pa.Table.from_batches([batch]))
 
     def publish(self) -> WrittenPartition:
-        """Move the written file over the partition, atomically."""
-        zone, final_rel = self.zone, partition_relpath(self.table, self.partition)
+        """Make the written file the partition, in one visible step."""
         metadata = pq.read_metadata(self.local_path)
         size = os.path.getsize(self.local_path)
-        final = zone.path(final_rel)
-        if zone.is_local:
-            zone.ensure_dir(posixpath.dirname(final_rel))
-            os.replace(self.local_path, final)
-        else:
-            staging = zone.path(self._staging_rel)
-            try:
-                pafs.copy_files(
-                    self.local_path,
-                    staging,
-                    source_filesystem=pafs.LocalFileSystem(),
-                    destination_filesystem=zone.filesystem,
-                )
-                zone.filesystem.move(staging, final)
-            except BaseException:
-                _remove_quietly(zone, staging)
-                raise
+        self.zone.put_file(self.local_path, self.final_key)
+        final = self.zone.path(self.final_key)
         return WrittenPartition(
-            zone.display(final), metadata.num_rows, size, metadata.num_row_groups
+            self.zone.display(final), metadata.num_rows, size, metadata.num_row_groups
         )
+
+
+def write_partition(
+    zone: Zone,
+    table: str,
+    partition: HourPartition | str,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    validate: ChunkValidator | None = None,
+    rows_per_row_group: int = ROWS_PER_ROW_GROUP,
+    compression: str = "zstd",
+) -> WrittenPartition:
+    """Stream ``batches`` into the partition and publish it atomically.
+
+    Batches are grouped into row groups of about ``rows_per_row_group`` rows; each group is
+    passed to ``validate`` before it is written, so a violation aborts the write and the
+    previous partition stays published.
+    """
+    with StagedFile(zone, table, partition) as staged:
+        try:
+            write_local(
+                staged.local_path, schema, batches, validate, rows_per_row_group, compression
+            )
+            return staged.publish()
+        finally:
+            # Hand the hour's buffers back to the OS before the next step's engine needs memory.
+            pa.default_memory_pool().release_unused()
+
+
+def write_local(
+    path: str,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    validate: ChunkValidator | None = None,
+    rows_per_row_group: int = ROWS_PER_ROW_GROUP,
+    compression: str = "zstd",
+) -> int:
+    """Write ``batches`` to a local Parquet file, validating each row group; returns rows."""
+    rows = 0
+    with pq.ParquetWriter(path, schema, compression=compression) as writer:
+        for chunk in _row_groups(batches, schema, rows_per_row_group):
+            if validate is not None:
+                validate(chunk)
+            writer.write_table(chunk, row_group_size=rows_per_row_group)
+            rows += chunk.num_rows
+    return rows
+
+
+def sweep_staging(zone: Zone, table: str, older_than: float = STALE_STAGING_SECONDS) -> int:
+    """Remove what killed writers of ``table`` left behind; returns how many were removed.
+
+    Locally that is staging files; on S3, incomplete multipart uploads (invisible, but billed).
+    Only leftovers older than any live run are touched, so concurrent writers are safe.
+    """
+    if isinstance(zone, S3Zone):
+        return zone.abort_stale_uploads(table + "/", older_than)
+    cutoff = time.time() - older_than
+    removed = 0
+    folder = zone.path(STAGING_DIR, table)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(entry.path)
+                    removed += 1
+    return removed
 
 
 def local_parquet_source(zone: Zone, table: str, partition: HourPartition) -> str | None:
@@ -176,15 +182,19 @@ def local_parquet_source(zone: Zone, table: str, partition: HourPartition) -> st
     return zone.path(partition_relpath(table, partition))
 
 
-def read_partition(zone: Zone, table: str, partition: HourPartition) -> ds.Dataset:
+def read_partition(zone: Zone, table: str, partition: HourPartition | str) -> ds.Dataset:
     """The published partition as an Arrow dataset (lazy: nothing is read yet)."""
-    path = zone.path(partition_relpath(table, partition))
-    if not zone.exists(partition_relpath(table, partition)):
+    relative = partition_relpath(table, partition)
+    if not zone.exists(relative):
         raise MissingPartition(
-            f"{table} has no partition {partition.key} at {zone.display(path)}; "
-            "materialize the upstream asset for this hour first"
+            f"{table} has no partition {_label(partition)} at "
+            f"{zone.display(zone.path(relative))}; materialize the upstream asset first"
         )
-    return ds.dataset(path, format="parquet", filesystem=zone.filesystem)
+    return ds.dataset(zone.path(relative), format="parquet", filesystem=zone.filesystem)
+
+
+def _label(partition: HourPartition | str) -> str:
+    return partition if isinstance(partition, str) else partition.key
 
 
 def _row_groups(
@@ -208,8 +218,3 @@ def _row_groups(
 def _conform(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
     """Cast engine output (nullable, maybe string views) to the table's declared schema."""
     return pa.Table.from_batches(batches).select(schema.names).cast(schema)
-
-
-def _remove_quietly(zone: Zone, path: str) -> None:
-    with contextlib.suppress(OSError, FileNotFoundError):
-        zone.filesystem.delete_file(path)

@@ -1,9 +1,15 @@
 """DWD cleaning as DuckDB SQL over the ODS hour: the seed's filters, made exact and counted.
 
-Kept rows: non-null ``vin``, a finite ``speed >= 0`` (NaN/inf are not speeds) and a
-``report_time`` that parses as ``yyyy-MM-dd HH:mm:ss``. Exact duplicate reports (same vin,
-event_time, lng, lat, speed) are kept once. ``loc_valid`` follows the seed's CASE WHEN, so a
-missing coordinate makes it FALSE, not NULL.
+Kept rows: a ``vin`` that is not blank (NULL, empty, or only whitespace, control or invisible
+characters), a finite ``speed`` with ``0 <= speed <= 500`` km/h (beyond is a sensor fault, and no
+finite double can then overflow an aggregate), and a ``report_time`` that is exactly
+``yyyy-MM-dd HH:mm:ss`` (two-digit fields, no padding) and a real time. Exact duplicate reports
+(same vin, event_time, lng, lat, speed) are kept once. ``loc_valid`` is FALSE unless both
+coordinates are finite and in range: the finiteness test is evaluated per row, so no min/max
+statistics (which leave NaN out) can let an optimiser prove a NaN coordinate valid.
+
+The same patterns are used by the pandera schema (both run RE2), so whatever DWD keeps, the
+schema accepts.
 """
 
 from __future__ import annotations
@@ -12,19 +18,35 @@ from dataclasses import dataclass
 
 import duckdb
 
-REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+from lakehouse.rules import (
+    BLANK_CHARACTERS,
+    LAT_RANGE,
+    LNG_RANGE,
+    MAX_SPEED_KMH,
+    REPORT_TIME_FORMAT,
+    REPORT_TIME_PATTERN,
+)
 
-DROP_REASONS = ("null_vin", "invalid_speed", "unparseable_report_time")
+DROP_REASONS = ("missing_vin", "invalid_speed", "unparseable_report_time")
 
 # The first reason that applies is the one a row is counted under.
 _DROP_REASON = f"""
 CASE
-    WHEN vin IS NULL THEN 'null_vin'
-    WHEN speed IS NULL OR NOT isfinite(speed) OR speed < 0 THEN 'invalid_speed'
-    WHEN try_strptime(report_time, '{REPORT_TIME_FORMAT}') IS NULL THEN 'unparseable_report_time'
+    WHEN vin IS NULL OR regexp_full_match(vin, '{BLANK_CHARACTERS}*') THEN 'missing_vin'
+    WHEN speed IS NULL OR NOT isfinite(speed) OR speed < 0 OR speed > {MAX_SPEED_KMH}
+        THEN 'invalid_speed'
+    WHEN report_time IS NULL
+        OR NOT regexp_full_match(report_time, '{REPORT_TIME_PATTERN}')
+        OR try_strptime(report_time, '{REPORT_TIME_FORMAT}') IS NULL
+        THEN 'unparseable_report_time'
 END"""
 
-_LOC_VALID = "coalesce(lng BETWEEN 70 AND 140 AND lat BETWEEN 10 AND 60, FALSE)"
+LOC_VALID_SQL = f"""coalesce(
+    CASE WHEN isfinite(lng) AND isfinite(lat)
+         THEN lng BETWEEN {LNG_RANGE[0]} AND {LNG_RANGE[1]}
+              AND lat BETWEEN {LAT_RANGE[0]} AND {LAT_RANGE[1]}
+         ELSE FALSE END,
+    FALSE)"""
 
 
 @dataclass(frozen=True)
@@ -59,7 +81,7 @@ def dwd_sql(ods_source: str, ordered: bool = True) -> str:
     """
     order = "ORDER BY vin, event_time, lng, lat, speed" if ordered else ""
     return f"""
-        SELECT vin, event_time, lng, lat, speed, {_LOC_VALID} AS loc_valid
+        SELECT vin, event_time, lng, lat, speed, {LOC_VALID_SQL} AS loc_valid
         FROM (
             SELECT DISTINCT
                 vin,

@@ -1,29 +1,32 @@
 """ODS: the raw files of one arrival hour, registered as one typed, hive-partitioned table."""
 
 import json
-import posixpath
 
 import dagster as dg
 
 from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK, SCHEMA_CHECK
-from lakehouse.defs.ods.intake import (
-    HourIntake,
-    RawFileReadError,
-    RejectedFile,
-    hour_dir,
-    inspect_hour,
-    scan_files,
+from lakehouse.defs.ods.ingest import (
+    ReplacementRefused,
+    StagedHour,
+    check_replacement,
+    intake_record,
+    intake_record_key,
+    previous_record,
+    require_raw_dataset,
+    staged_hour,
 )
-from lakehouse.defs.publishing import publish_batches
+from lakehouse.defs.ods.intake import RejectedFile, hour_dir
+from lakehouse.defs.publishing import publish
+from lakehouse.defs.retries import storage_faults_handled
 from lakehouse.partitions import HourPartition, hourly_partitions
 from lakehouse.resources.catalog import CatalogResource
-from lakehouse.resources.storage import LakehouseStorage, Zone
+from lakehouse.resources.storage import LakehouseStorage
+from lakehouse.resources.zones import Zone
 from lakehouse.tables import ODS_TABLE
+from lakehouse.warehouse.partition_store import sweep_staging
 
-INTAKE_DIR = "_intake"
-# ODS is written once and read once per hour (by DWD): favour write speed (snappy encodes an
-# hour of a 30k fleet ~0.6 s faster than zstd, for ~25% more bytes).
-ODS_COMPRESSION = "snappy"
+# Run tag that lets a re-run publish fewer raw files (or no rows) than the published hour has.
+ALLOW_SHRINK_TAG = "lakehouse/allow_shrink"
 
 
 @dg.asset(
@@ -32,11 +35,18 @@ ODS_COMPRESSION = "snappy"
     partitions_def=hourly_partitions,
     kinds={"parquet", "orc", "pyarrow"},
     check_specs=[
-        dg.AssetCheckSpec(SCHEMA_CHECK, asset=ODS_TABLE, blocking=True),
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=ODS_TABLE,
+            blocking=True,
+            description="Every published row fits the ODS pandera schema (types, no extra "
+            "columns); checked before the partition becomes visible.",
+        ),
         dg.AssetCheckSpec(
             NO_QUARANTINED_FILES_CHECK,
             asset=ODS_TABLE,
-            description="Every data-looking raw file of the hour could be read in the ODS schema.",
+            description="Every data-looking raw file of the hour could be read in the ODS "
+            "schema and within the intake bounds.",
         ),
     ],
 )
@@ -45,71 +55,61 @@ def ods_vehicle_gps_raw(
 ) -> dg.MaterializeResult:
     """Raw GPS reports of one arrival hour; junk skipped, unreadable files quarantined."""
     partition = HourPartition.from_key(context.partition_key)
-    raw, warehouse = storage.raw(), storage.warehouse()
-    intake = inspect_hour(raw, partition)
-    accepted = list(intake.accepted)
-    quarantined = list(intake.quarantined)
-    while True:
-        try:
-            published = publish_batches(
-                warehouse,
-                catalog,
-                ODS_TABLE,
-                partition,
-                scan_files(raw, accepted),
-                compression=ODS_COMPRESSION,
+    allow_shrink = context.run.tags.get(ALLOW_SHRINK_TAG, "").lower() == "true"
+    with storage_faults_handled(context):
+        raw, warehouse = storage.raw(), storage.warehouse()
+        require_raw_dataset(raw)
+        sweep_staging(warehouse, ODS_TABLE)
+        previous = previous_record(warehouse, partition)
+        with staged_hour(raw, warehouse, partition) as hour:
+            try:
+                check_replacement(previous, hour, allow_shrink)
+            except ReplacementRefused as refused:
+                raise dg.Failure(description=str(refused)) from None
+            published = publish(hour.staged, catalog)
+            record = intake_record(raw, partition, hour)
+            warehouse.write_bytes(
+                intake_record_key(partition), json.dumps(record, indent=2).encode()
             )
-            break
-        except RawFileReadError as unreadable:
-            # A file whose data breaks mid-read: quarantine it and redo the hour without it.
-            context.log.warning(f"quarantined {unreadable.raw_file.name}: {unreadable.reason}")
-            accepted.remove(unreadable.raw_file)
-            quarantined.append(RejectedFile(unreadable.raw_file.path, unreadable.reason))
-    final = HourIntake(tuple(accepted), intake.skipped, tuple(quarantined), intake.rows_in_footers)
-    intake_url = _keep_intake_record(warehouse, partition, raw, final)
-    for rejected in final.quarantined:
-        context.log.warning(f"quarantined {raw.display(rejected.path)}: {rejected.reason}")
-    if not final.accepted:
-        context.log.warning(f"no readable raw files for {partition.key}; ODS hour is empty")
+    _log_verdicts(context, raw, partition, hour)
     return dg.MaterializeResult(
         metadata={
             **published.metadata,
-            "rows_in": published.written.rows,
-            "files_read": len(final.accepted),
-            "files_skipped": len(final.skipped),
-            "files_quarantined": len(final.quarantined),
+            "rows_in": sum(item.counts.read for item in hour.accepted),
+            **{f"dropped_{r}": n for r, n in sorted(hour.rows_dropped.items())},
+            "files_read": len(hour.accepted),
+            "files_skipped": len(hour.skipped),
+            "files_quarantined": len(hour.quarantined),
+            "writes": hour.writes,
             "raw_dir": dg.MetadataValue.path(raw.display(raw.path(hour_dir(partition)))),
-            "intake_record": dg.MetadataValue.path(intake_url),
-            "quarantined": dg.MetadataValue.json(_rejections(raw, final.quarantined)),
-            "skipped": dg.MetadataValue.json(_rejections(raw, final.skipped)),
+            "intake_record": dg.MetadataValue.path(
+                warehouse.display(warehouse.path(intake_record_key(partition)))
+            ),
+            "quarantined": dg.MetadataValue.json(_rejections(raw, hour.quarantined)),
+            "skipped": dg.MetadataValue.json(_rejections(raw, hour.skipped)),
         },
         check_results=[
             published.schema_check,
             dg.AssetCheckResult(
                 check_name=NO_QUARANTINED_FILES_CHECK,
-                passed=not final.quarantined,
+                passed=not hour.quarantined,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"files_quarantined": len(final.quarantined)},
+                metadata={"files_quarantined": len(hour.quarantined)},
             ),
         ],
     )
 
 
-def _rejections(raw: Zone, rejected: tuple[RejectedFile, ...]) -> list[dict[str, str]]:
-    return [{"file": raw.display(r.path), "reason": r.reason} for r in rejected]
+def _log_verdicts(
+    context: dg.AssetExecutionContext, raw: Zone, partition: HourPartition, hour: StagedHour
+) -> None:
+    for rejected in hour.quarantined:
+        context.log.warning(f"quarantined {raw.display(raw.path(rejected.key))}: {rejected.reason}")
+    if hour.rows_dropped:
+        context.log.warning(f"rows dropped at intake for {partition.key}: {hour.rows_dropped}")
+    if not hour.accepted:
+        context.log.warning(f"no readable raw files for {partition.key}; ODS hour is empty")
 
 
-def _keep_intake_record(
-    warehouse: Zone, partition: HourPartition, raw: Zone, intake: HourIntake
-) -> str:
-    """Keep the hour's file verdicts beside the warehouse, replacing the previous record."""
-    record = {
-        "table": ODS_TABLE,
-        "partition": partition.key,
-        "accepted": [raw.display(f.path) for f in intake.accepted],
-        "skipped": _rejections(raw, intake.skipped),
-        "quarantined": _rejections(raw, intake.quarantined),
-    }
-    relative = posixpath.join(INTAKE_DIR, ODS_TABLE, partition.hive_path, "intake.json")
-    warehouse.write_bytes(relative, json.dumps(record, indent=2).encode())
-    return warehouse.display(warehouse.path(relative))
+def _rejections(raw: Zone, rejected: list[RejectedFile]) -> list[dict[str, str]]:
+    return [{"file": raw.display(raw.path(r.key)), "reason": r.reason} for r in rejected]

@@ -40,7 +40,7 @@ class HourFiles:
         """Changes whenever a file is added, replaced or removed."""
         h = hashlib.sha256()
         for f in sorted(self.files, key=lambda f: f.key):
-            h.update(f"{f.key}\0{f.size}\0{f.modified}\n".encode())
+            h.update(f"{f.key}\0{f.size}\0{f.version}\n".encode())
         return f"{len(self.files)}-{h.hexdigest()[:16]}"
 
     @property

@@ -16,13 +16,15 @@ from lakehouse.defs.ods.discovery import (
 )
 from lakehouse.defs.ods.intake import (
     DATA_FORMATS,
+    FileFault,
     RawFile,
+    check_footer,
+    footer_bytes,
     hour_dir,
-    read_footer,
-    schema_problems,
 )
 from lakehouse.partitions import hourly_partitions
-from lakehouse.resources.storage import LakehouseStorage, Zone
+from lakehouse.resources.storage import LakehouseStorage
+from lakehouse.resources.zones import ObjectInfo, Zone
 from lakehouse.tables import ODS_TABLE
 
 DEFAULT_INTERVAL_SECONDS = 30
@@ -87,17 +89,12 @@ def _read_footers(raw: Zone, hour: HourFiles) -> tuple[int, dict[str, str]]:
     rows, flags = 0, {}
     for listed in hour.files:
         extension = listed.key[listed.key.rfind(".") :].lower()
-        raw_file = RawFile(raw.path(listed.key), listed.size, DATA_FORMATS[extension])
+        info = ObjectInfo(listed.key, listed.size, listed.version, raw.path(listed.key))
+        raw_file = RawFile(info, DATA_FORMATS[extension])
         try:
-            schema, num_rows = read_footer(raw, raw_file)
-        except Exception as exc:  # an unreadable footer is the file's problem, not the tick's
-            flags[raw_file.name] = f"unreadable footer: {exc}"
-            continue
-        problems = schema_problems(schema)
-        if problems:
-            flags[raw_file.name] = "schema mismatch: " + "; ".join(problems)
-        else:
-            rows += num_rows
+            rows += check_footer(footer_bytes(raw, raw_file), raw_file.format).rows
+        except FileFault as fault:  # the file's own problem; storage faults fail the tick
+            flags[raw_file.name] = fault.reason
     return rows, flags
 
 
