@@ -91,7 +91,8 @@ def test_cli_materializes_an_hour(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     from lakehouse.resources.storage import LakehouseStorage
 
-    write_sample_data(LakehouseStorage().raw(create=True), start=HOUR.start, vehicles=5, interval_s=60)
+    raw = LakehouseStorage().raw(create=True)
+    write_sample_data(raw, start=HOUR.start, vehicles=5, interval_s=60)
     args = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*"]
     done = _run([*args, "--partition", HOUR.key], work, env)
     assert done.returncode == 0, done.stderr[-3000:]
