@@ -21,3 +21,6 @@ NOT_BLANK_PATTERN = f"[^{_BLANK_SET}]"
 MAX_SPEED_KMH = 500.0
 LNG_RANGE = (70.0, 140.0)
 LAT_RANGE = (10.0, 60.0)
+# Longest value, in UTF-8 bytes, that intake accepts per string column. A VIN is 17 characters
+# in ISO 3779; 64 bytes leaves room for fleet-specific ids and is no VIN past it.
+STRING_LIMITS = {"vin": 64, "device_id": 128, "report_time": 64, "raw_payload": 64 * 1024}

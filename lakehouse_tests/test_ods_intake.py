@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK
-from lakehouse.defs.ods.intake import junk_reason, schema_problems
+from lakehouse.defs.ods.footers import schema_problems
+from lakehouse.defs.ods.intake import junk_reason
 from lakehouse.tables import ADS_TABLE, ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
 from lakehouse_tests.conftest import (

@@ -9,6 +9,7 @@ fails at once: waiting will not fix it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,6 +19,12 @@ from lakehouse.resources.faults import StorageConfigError, TransientStorageError
 
 STEP_RETRIES = 3
 FIRST_PAUSE_SECONDS = 5.0
+PAUSE_ENV = "LAKEHOUSE_STEP_RETRY_SECONDS"
+
+
+def first_pause_seconds() -> float:
+    """Pause before the first step retry (doubling after); a deployment setting."""
+    return float(os.environ.get(PAUSE_ENV, FIRST_PAUSE_SECONDS))
 
 
 @contextmanager
@@ -26,7 +33,7 @@ def storage_faults_handled(context: dg.AssetExecutionContext) -> Iterator[None]:
     try:
         yield
     except TransientStorageError as fault:
-        pause = FIRST_PAUSE_SECONDS * 2**context.retry_number
+        pause = first_pause_seconds() * 2**context.retry_number
         context.log.warning(f"storage fault, step retry in {pause:.0f} s: {fault}")
         raise dg.RetryRequested(max_retries=STEP_RETRIES, seconds_to_wait=pause) from fault
     except StorageConfigError as error:

@@ -25,7 +25,11 @@ from tenacity import (
 
 T = TypeVar("T")
 
+# Requests per operation, retried by botocore with backoff on throttling, 5xx and resets.
 DEFAULT_ATTEMPTS = 5
+# Whole operations, retried by tenacity: what botocore cannot retry (a body that broke off
+# mid-stream) and what outlasted its attempts.
+OPERATION_ATTEMPTS = 3
 # Status codes an S3-protocol store answers when it is overloaded or briefly broken.
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 RETRYABLE_CODES = frozenset(
@@ -90,7 +94,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def retrying(
     what: str,
-    attempts: int = DEFAULT_ATTEMPTS,
+    attempts: int = OPERATION_ATTEMPTS,
     initial_wait: float = 0.2,
     max_wait: float = 5.0,
 ) -> Retrying:
@@ -104,14 +108,14 @@ def retrying(
 
     return Retrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=initial_wait, max=max_wait),
+        wait=wait_exponential_jitter(multiplier=initial_wait, max=max_wait),
         retry=retry_if_exception(is_transient),
         retry_error_callback=give_up,
         reraise=False,
     )
 
 
-def call_with_retries(what: str, fn: Callable[[], T], attempts: int = DEFAULT_ATTEMPTS) -> T:
+def call_with_retries(what: str, fn: Callable[[], T], attempts: int = OPERATION_ATTEMPTS) -> T:
     """Run ``fn``, retrying transient faults; raise :class:`TransientStorageError` if they last."""
     return retrying(what, attempts)(fn)
 

@@ -133,7 +133,7 @@ class LakehouseStorage(dg.ConfigurableResource):
         if not bucket:
             raise StorageConfigError(f"storage URL {url!r} names no bucket")
         self._endpoint()  # refuse a bad endpoint now, not at the first request
-        return S3Zone(bucket, prefix, self._s3_client, self._s3_filesystem, self.io_attempts)
+        return S3Zone(bucket, prefix, self._s3_client, self._s3_filesystem)
 
     def _region(self) -> str:
         return (
@@ -186,7 +186,7 @@ class LakehouseStorage(dg.ConfigurableResource):
             endpoint_url=f"{endpoint.scheme}://{endpoint.netloc}" if endpoint else None,
             config=Config(
                 s3={"addressing_style": style},
-                retries={"mode": "standard", "max_attempts": self.io_attempts},
+                retries={"mode": "standard", "total_max_attempts": self.io_attempts},
                 connect_timeout=CONNECT_TIMEOUT_S,
                 read_timeout=READ_TIMEOUT_S,
             ),

@@ -73,6 +73,10 @@ class Zone(ABC):
         return posixpath.join(self.root, *parts) if parts else self.root
 
     def key_of(self, path: str) -> str:
+        """The key of a path below the root, as is (never normalised: keys may hold '..')."""
+        prefix = self.root.rstrip("/") + "/"
+        if path.startswith(prefix):
+            return path[len(prefix) :]
         return posixpath.relpath(path, self.root)
 
     def display(self, path: str) -> str:
@@ -240,13 +244,11 @@ class S3Zone(Zone):
         prefix: str,
         client_factory: Any,
         filesystem_factory: Any,
-        attempts: int,
     ):
         self.bucket, self.prefix = bucket, prefix
         self.root = posixpath.join(bucket, prefix) if prefix else bucket
         self.url = f"s3://{self.root}"
         self._client_factory, self._filesystem_factory = client_factory, filesystem_factory
-        self.attempts = attempts
 
     @property
     def is_local(self) -> bool:
@@ -265,7 +267,7 @@ class S3Zone(Zone):
         return posixpath.join(self.prefix, key) if self.prefix else key
 
     def _retry(self, what: str, fn: Any) -> Any:
-        return call_with_retries(f"{what} {self.url}", fn, self.attempts)
+        return call_with_retries(f"{what} {self.url}", fn)
 
     def _config_or_raise(self, exc: BaseException, what: str) -> None:
         code, _ = s3_error_code(exc)

@@ -3,10 +3,10 @@
 Kept rows: a ``vin`` that is not blank (NULL, empty, or only whitespace, control or invisible
 characters), a finite ``speed`` with ``0 <= speed <= 500`` km/h (beyond is a sensor fault, and no
 finite double can then overflow an aggregate), and a ``report_time`` that is exactly
-``yyyy-MM-dd HH:mm:ss`` (two-digit fields, no padding) and a real time. Exact duplicate reports
-(same vin, event_time, lng, lat, speed) are kept once. ``loc_valid`` is FALSE unless both
-coordinates are finite and in range: the finiteness test is evaluated per row, so no min/max
-statistics (which leave NaN out) can let an optimiser prove a NaN coordinate valid.
+``yyyy-MM-dd HH:mm:ss`` (two-digit fields, no padding) and a real time from year 1 on. Exact
+duplicate reports (same vin, event_time, lng, lat, speed) are kept once. ``loc_valid`` is FALSE
+unless both coordinates are finite and in range: the finiteness test is evaluated per row, so
+no min/max statistics (which leave NaN out) can let an optimiser prove a NaN coordinate valid.
 
 The same patterns are used by the pandera schema (both run RE2), so whatever DWD keeps, the
 schema accepts.
@@ -37,7 +37,7 @@ CASE
         THEN 'invalid_speed'
     WHEN report_time IS NULL
         OR NOT regexp_full_match(report_time, '{REPORT_TIME_PATTERN}')
-        OR try_strptime(report_time, '{REPORT_TIME_FORMAT}') IS NULL
+        OR coalesce(try_strptime(report_time, '{REPORT_TIME_FORMAT}') < '0001-01-01', TRUE)
         THEN 'unparseable_report_time'
 END"""
 

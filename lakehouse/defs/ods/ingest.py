@@ -24,7 +24,7 @@ from lakehouse.defs.ods.intake import (
     RawFile,
     RejectedFile,
     RowCounts,
-    check_footer,
+    check_footers,
     list_hour,
     read_rows,
 )
@@ -90,13 +90,15 @@ def staged_hour(raw: Zone, warehouse: Zone, partition: HourPartition) -> Iterato
     """Judge and stage the hour; the staged file is discarded when the block exits."""
     candidates, skipped = list_hour(raw, partition)
     with contextlib.ExitStack() as fetched:
+        local = {f.key: fetched.enter_context(raw.fetch_local(f.info)) for f in candidates}
+        verdicts = check_footers(local, {f.key: f.format for f in candidates})
         accepted, quarantined = [], []
         for raw_file in candidates:
-            local = fetched.enter_context(raw.fetch_local(raw_file.info))
-            try:
-                accepted.append(AcceptedFile(raw_file, check_footer(local, raw_file.format), local))
-            except FileFault as fault:
-                quarantined.append(RejectedFile(raw_file.key, fault.reason))
+            verdict = verdicts[raw_file.key]
+            if isinstance(verdict, FileFault):
+                quarantined.append(RejectedFile(raw_file.key, verdict.reason))
+            else:
+                accepted.append(AcceptedFile(raw_file, verdict, local[raw_file.key]))
         staged, writes = _write_at_most_twice(warehouse, partition, accepted, quarantined)
     # Leaving the ExitStack re-checked that no local raw file changed while it was read.
     try:

@@ -16,10 +16,9 @@ store's (retried, then the step fails), an error while parsing is the file's.
 
 from __future__ import annotations
 
-import io
 import posixpath
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -27,35 +26,32 @@ import pyarrow.compute as pc
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 
+from lakehouse.defs.ods.footers import FileFault, FooterCheck, check_footer, check_footers, one_line
 from lakehouse.partitions import HourPartition
 from lakehouse.resources.zones import ObjectInfo, Zone
+from lakehouse.rules import STRING_LIMITS
 from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
+
+__all__ = [
+    "FileFault",
+    "FooterCheck",
+    "RawFile",
+    "RejectedFile",
+    "RowCounts",
+    "check_footer",
+    "check_footers",
+    "footer_bytes",
+    "hour_dir",
+    "junk_reason",
+    "list_hour",
+    "read_rows",
+]
 
 DATA_FORMATS = {".parquet": "parquet", ".orc": "orc"}
 TEMP_UPLOAD_SUFFIXES = (".tmp", ".temp", ".part", ".inprogress", ".crdownload", ".filepart")
-# Longest value, in UTF-8 bytes, that intake accepts per string column. A VIN is 17 characters
-# in ISO 3779; 64 bytes leaves room for fleet-specific ids and still is no VIN past it.
-STRING_LIMITS: Mapping[str, int] = {
-    "vin": 64,
-    "device_id": 128,
-    "report_time": 64,
-    "raw_payload": 64 * 1024,
-}
-# What a column chunk may declare beyond its values (length prefixes, page headers, levels).
-PER_VALUE_OVERHEAD, PER_CHUNK_OVERHEAD = 16, 1 << 20
-MAX_BATCH_ROWS = 256 * 1024
-TARGET_BATCH_BYTES = 64 << 20
 FOOTER_TAIL_BYTES = 256 * 1024
-MAX_ORC_TAIL_BYTES = 16 << 20
+MAX_FOOTER_BYTES = 16 << 20
 ROW_DROP_REASONS = ("invalid_utf8", "oversized_string")
-
-
-class FileFault(Exception):
-    """A raw file whose own bytes cannot be used; ``reason`` goes into the intake record."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -80,14 +76,6 @@ class RejectedFile:
 
     key: str
     reason: str
-
-
-@dataclass(frozen=True)
-class FooterCheck:
-    """What a file's footer promises: rows, and the reading plan that keeps memory bounded."""
-
-    rows: int
-    batch_rows: int
 
 
 @dataclass
@@ -146,143 +134,20 @@ def list_hour(zone: Zone, partition: HourPartition) -> tuple[list[RawFile], list
     return candidates, skipped
 
 
-def _value_type(actual: pa.DataType) -> pa.DataType:
-    return actual.value_type if pa.types.is_dictionary(actual) else actual
-
-
-def _castable(actual: pa.DataType, expected: pa.DataType) -> bool:
-    actual = _value_type(actual)
-    if pa.types.is_null(actual):
-        return True
-    if pa.types.is_string(expected):
-        return (
-            pa.types.is_string(actual)
-            or pa.types.is_large_string(actual)
-            or pa.types.is_string_view(actual)
-        )
-    if pa.types.is_floating(expected):
-        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
-    return actual == expected
-
-
-def schema_problems(schema: pa.Schema) -> list[str]:
-    """Ways a file's schema does not fit ODS; extra columns are fine and ignored."""
-    problems = []
-    for expected in ODS_SCHEMA:
-        index = schema.get_field_index(expected.name)
-        if index < 0:
-            problems.append(f"missing column {expected.name!r}")
-            continue
-        actual = schema.field(index).type
-        if not _castable(actual, expected.type):
-            problems.append(f"column {expected.name!r} is {actual}, expected {expected.type}")
-    return problems
-
-
-def check_footer(source: str | bytes, fmt: str) -> FooterCheck:
-    """Judge a file by its footer alone; raise :class:`FileFault` with the reason if unusable.
-
-    ``source`` is a local path, or the file's last bytes (enough for the footer).
-    """
-    try:
-        if fmt == "parquet":
-            return _check_parquet(pq.read_metadata(_readable(source)))
-        return _check_orc(source)
-    except FileFault:
-        raise
-    except Exception as exc:  # any parse failure of local bytes is the file's own
-        raise FileFault(f"unreadable {fmt} footer: {_one_line(exc)}") from None
-
-
 def footer_bytes(zone: Zone, raw_file: RawFile) -> bytes:
-    """The file's last bytes, enough to parse its footer, read without its data (discovery)."""
+    """The file's last bytes, enough to parse its footer, read without its data (discovery).
+
+    Parquet says how long its footer is; ORC tails are read up to ``FOOTER_TAIL_BYTES``, which
+    holds the footer of any ordinary upload (a longer one is reported unreadable by discovery,
+    and judged on the whole file by the ODS run).
+    """
     info = raw_file.info
     tail = zone.read_tail(info, min(FOOTER_TAIL_BYTES, info.size))
     if raw_file.format == "parquet" and len(tail) >= 8 and tail[-4:] == b"PAR1":
         needed = int.from_bytes(tail[-8:-4], "little") + 8
-        if len(tail) < needed <= info.size:
+        if len(tail) < needed <= min(info.size, MAX_FOOTER_BYTES):
             tail = zone.read_tail(info, needed)
-    elif raw_file.format == "orc" and len(tail) < info.size:
-        try:
-            orc.ORCFile(pa.BufferReader(tail))
-        except Exception:  # a tail longer than the first guess: take up to MAX_ORC_TAIL
-            tail = zone.read_tail(info, min(info.size, MAX_ORC_TAIL_BYTES))
     return tail
-
-
-def _readable(source: str | bytes) -> str | pa.BufferReader:
-    return pa.BufferReader(source) if isinstance(source, bytes) else source
-
-
-def _check_parquet(meta: pq.FileMetaData) -> FooterCheck:
-    schema = meta.schema.to_arrow_schema()
-    _raise_schema_problems(schema)
-    names = {name: schema.get_field_index(name) for name in ODS_SCHEMA.names}
-    widest_row = 1.0
-    for group in range(meta.num_row_groups):
-        row_group = meta.row_group(group)
-        group_bytes = 0
-        for chunk_index in range(row_group.num_columns):
-            chunk = row_group.column(chunk_index)
-            column = chunk.path_in_schema
-            if column not in names:
-                continue
-            group_bytes += chunk.total_uncompressed_size
-            limit = STRING_LIMITS.get(column)
-            if limit is not None:
-                _check_declared_size(column, chunk.total_uncompressed_size, chunk.num_values, limit)
-        if row_group.num_rows:
-            widest_row = max(widest_row, group_bytes / row_group.num_rows)
-    return FooterCheck(meta.num_rows, _batch_rows(widest_row))
-
-
-def _check_orc(source: str | bytes) -> FooterCheck:
-    import pyorc  # ORC stripe statistics (declared string sizes); pyarrow does not expose them
-
-    reader = orc.ORCFile(_readable(source))
-    _raise_schema_problems(reader.schema)
-    handle = open(source, "rb") if isinstance(source, str) else io.BytesIO(source)  # noqa: SIM115
-    with handle:
-        stats_reader = pyorc.Reader(handle)
-        columns = {
-            name: stats_reader.schema.find_column_id(name)
-            for name in STRING_LIMITS
-            if name in reader.schema.names
-        }
-        widest_row = 1.0
-        for stripe_index in range(stats_reader.num_of_stripes):
-            stripe = stats_reader.read_stripe(stripe_index)
-            rows = 0
-            string_bytes = 0
-            for name, column_id in columns.items():
-                stats = stripe[column_id].statistics
-                values, declared = stats.get("number_of_values", 0), stats.get("total_length", 0)
-                rows = max(rows, values)
-                string_bytes += declared
-                _check_declared_size(name, declared, values, STRING_LIMITS[name])
-            if rows:
-                widest_row = max(widest_row, string_bytes / rows + 8 * 3)
-    return FooterCheck(reader.nrows, _batch_rows(widest_row))
-
-
-def _raise_schema_problems(schema: pa.Schema) -> None:
-    problems = schema_problems(schema)
-    if problems:
-        raise FileFault("schema mismatch: " + "; ".join(problems))
-
-
-def _check_declared_size(column: str, declared: int, values: int, limit: int) -> None:
-    """Refuse a column whose declared bytes cannot all be values within the length limit."""
-    allowed = values * (limit + PER_VALUE_OVERHEAD) + PER_CHUNK_OVERHEAD
-    if declared > allowed:
-        raise FileFault(
-            f"column {column!r} declares {declared:,} bytes for {values:,} values, more than "
-            f"values of at most {limit:,} bytes can take: refused before decompressing"
-        )
-
-
-def _batch_rows(bytes_per_row: float) -> int:
-    return int(max(1024, min(MAX_BATCH_ROWS, TARGET_BATCH_BYTES // max(bytes_per_row, 1.0))))
 
 
 def read_rows(
@@ -299,7 +164,7 @@ def read_rows(
     except FileFault:
         raise
     except Exception as exc:  # a decode failure of local bytes is the file's own
-        raise FileFault(f"unreadable data: {_one_line(exc)}") from None
+        raise FileFault(f"unreadable data: {one_line(exc)}") from None
 
 
 def _decoded_batches(local_path: str, fmt: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -341,9 +206,10 @@ def _within_bounds(batch: pa.RecordBatch, counts: RowCounts) -> pa.RecordBatch:
     if bad_utf8 is None and not pc.any(too_long).as_py():
         return batch
     bad_utf8 = bad_utf8 if bad_utf8 is not None else pa.array([False] * batch.num_rows)
-    counts.dropped["invalid_utf8"] += pc.sum(bad_utf8).as_py() or 0
     oversized_only = pc.and_(too_long, pc.invert(bad_utf8))
-    counts.dropped["oversized_string"] += pc.sum(oversized_only).as_py() or 0
+    for reason, mask in (("invalid_utf8", bad_utf8), ("oversized_string", oversized_only)):
+        if dropped := pc.sum(mask).as_py():
+            counts.dropped[reason] += dropped
     return batch.filter(pc.invert(pc.or_(bad_utf8, too_long)))
 
 
@@ -370,8 +236,3 @@ def _is_bad_utf8(value: bytes | None) -> bool:
     except UnicodeDecodeError:
         return True
     return False
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
