@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import dagster as dg
 
-PARTITION_START = "2025-01-01-00:00"
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+# The first hour the lakehouse keeps: a deployment setting, read when the code location loads
+# (partitions are part of the definitions). The default is the sample data's first day, so a
+# new install does not show thousands of empty hours before it.
+START_ENV = "LAKEHOUSE_PARTITIONS_START"
+DEFAULT_START = "2025-09-17-00:00"
+PARTITION_START = os.environ.get(START_ENV, DEFAULT_START)
 
 # end_offset=1 keeps the hour in progress addressable: files arrive during it, and a
 # near-real-time view of the current hour is part of the product.

@@ -121,7 +121,9 @@ def test_failed_rematerialization_leaves_published_layers(local_storage, catalog
     assert materialize_hour(local_storage, catalog).success
     zone = local_storage.warehouse()
     # New raw rows, so a new DWD hour would differ from the published one.
-    write_sample_data(local_storage.raw(), start=HOUR.start, vehicles=7, interval_s=60, seed=9)
+    write_sample_data(
+        local_storage.raw(), start=HOUR.start, vehicles=7, interval_s=60, seed=9, overwrite=True
+    )
     before = {t: zone.read_bytes(partition_relpath(t, HOUR)) for t in (DWD_TABLE, ADS_TABLE)}
 
     def broken_query(source, stat_hour):

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from lakehouse.cli import main
 from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.sample_data import RAW_SCHEMA, GenerationReport, raw_hour_dir, write_sample_data
+from lakehouse.sample_data.generator import WouldOverwrite
 
 START = datetime(2025, 9, 17, 23)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -242,3 +243,21 @@ def test_cli_rejects_a_start_off_the_hour(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert "truncated to the hour" in result.output
+
+
+def test_generating_again_never_silently_replaces_other_data(tmp_path: Path) -> None:
+    zone = _zone(tmp_path / "raw")
+    first = write_sample_data(zone, start=START, vehicles=6, interval_s=60, dirty=True)
+    before = {rel: zone.read_bytes(rel) for rel in first.files}
+    # The same arguments find identical files: nothing to do, nothing refused.
+    assert write_sample_data(zone, start=START, vehicles=6, interval_s=60, dirty=True) == first
+    with pytest.raises(WouldOverwrite, match="already exists with other data"):
+        write_sample_data(zone, start=START, vehicles=6, interval_s=60, seed=7)
+    assert {rel: zone.read_bytes(rel) for rel in first.files} == before
+    result = CliRunner().invoke(
+        main, ["generate", "--raw-url", str(tmp_path / "raw"), "--vehicles", "6", "--seed", "7"]
+    )
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert {rel: zone.read_bytes(rel) for rel in first.files} == before
+    write_sample_data(zone, start=START, vehicles=6, interval_s=60, seed=7, overwrite=True)
+    assert {rel: zone.read_bytes(rel) for rel in first.files} != before

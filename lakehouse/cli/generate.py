@@ -12,6 +12,7 @@ from lakehouse.sample_data.generator import (
     FILE_FORMATS,
     RAW_DATASET,
     GenerationReport,
+    WouldOverwrite,
     validate_start,
     write_sample_data,
 )
@@ -73,6 +74,7 @@ def summarize(report: GenerationReport, url: str, seconds: float) -> str:
 )  # fmt: skip
 @click.option("--dirty", is_flag=True, help="Inject bad rows and junk files.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace existing raw files with other data.")
 @click.option(
     "--raw-url", default=None,
     help="Raw zone: local path or s3://bucket/prefix (default $LAKEHOUSE_RAW_URL or data/raw).",
@@ -86,6 +88,7 @@ def command(
     file_format: str,
     dirty: bool,
     seed: int,
+    overwrite: bool,
     raw_url: str | None,
 ) -> None:
     """Write deterministic raw vehicle GPS files into the raw zone
@@ -104,7 +107,8 @@ def command(
             file_format=file_format,
             dirty=dirty,
             seed=seed,
+            overwrite=overwrite,
         )
-    except (ValueError, StorageConfigError) as exc:
+    except (ValueError, StorageConfigError, WouldOverwrite) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(summarize(report, zone.url, time.perf_counter() - began))

@@ -332,14 +332,34 @@ def _file_suffix(file_format: str, index: int) -> str:
     return file_format
 
 
-def _write_table(zone: Zone, rel: str, table: pa.Table) -> None:
-    """Upload one file whole, as an uploader would (readers never see half of it)."""
+class WouldOverwrite(FileExistsError):
+    """Generating would replace an existing raw file with different bytes."""
+
+
+def _upload(zone: Zone, rel: str, payload: bytes, overwrite: bool) -> None:
+    """Upload one file whole, as an uploader would; never silently replace different data.
+
+    The generator is deterministic, so re-running it with the same arguments finds identical
+    files and leaves them alone.
+    """
+    existing = zone.stat(rel)
+    if existing is not None and not overwrite:
+        if existing.size == len(payload) and zone.read_bytes(rel) == payload:
+            return
+        raise WouldOverwrite(
+            f"{zone.display(zone.path(rel))} already exists with other data; choose another "
+            "--start/--day, or pass --overwrite to replace it"
+        )
+    zone.write_bytes(rel, payload)
+
+
+def _write_table(zone: Zone, rel: str, table: pa.Table, overwrite: bool) -> None:
     sink = pa.BufferOutputStream()
     if rel.endswith(".orc"):
         orc.write_table(table, sink, compression="zstd")
     else:
         pq.write_table(table, sink, compression="zstd")
-    zone.write_bytes(rel, sink.getvalue().to_pybytes())
+    _upload(zone, rel, sink.getvalue().to_pybytes(), overwrite)
 
 
 def _epoch_seconds(hour: datetime) -> int:
@@ -378,12 +398,16 @@ def _junk_objects(rng: np.random.Generator, hour: datetime) -> list[tuple[str, s
 
 
 def _write_junk(
-    zone: Zone, rng: np.random.Generator, hour: datetime, counts: dict[str, int]
+    zone: Zone,
+    rng: np.random.Generator,
+    hour: datetime,
+    counts: dict[str, int],
+    overwrite: bool,
 ) -> list[str]:
     written = []
     for kind, name, payload in _junk_objects(rng, hour):
         rel = f"{raw_hour_dir(hour)}/{name}"
-        zone.write_bytes(rel, payload)
+        _upload(zone, rel, payload, overwrite)
         counts[kind] += 1
         written.append(rel)
     return written
@@ -400,8 +424,12 @@ def write_sample_data(
     file_format: str = "mixed",
     dirty: bool = False,
     seed: int = 42,
+    overwrite: bool = False,
 ) -> GenerationReport:
-    """Write ``hours`` arrival hours of raw GPS files into ``zone`` under ``raw_hour_dir``."""
+    """Write ``hours`` arrival hours of raw GPS files into ``zone`` under ``raw_hour_dir``.
+
+    Existing files with other bytes are refused (:class:`WouldOverwrite`) unless ``overwrite``.
+    """
     _validate(start, hours, vehicles, interval_s, files_per_hour, file_format)
     files: list[str] = []
     rows_per_hour: dict[datetime, int] = {}
@@ -421,12 +449,12 @@ def write_sample_data(
     for raw in reports:
         name = f"part-{raw.hour:%H}-{raw.index:03d}.{_file_suffix(file_format, raw.index)}"
         rel = f"{raw_hour_dir(raw.hour)}/{name}"
-        _write_table(zone, rel, raw.table)
+        _write_table(zone, rel, raw.table, overwrite)
         files.append(rel)
         rows_per_hour[raw.hour] = rows_per_hour.get(raw.hour, 0) + raw.table.num_rows
         for kind, count in raw.dirt.items():
             dirt[kind] += count
         if dirty and raw.index == files_per_hour - 1:
-            junk_files += _write_junk(zone, junk_rng, raw.hour, junk_counts)
+            junk_files += _write_junk(zone, junk_rng, raw.hour, junk_counts, overwrite)
         del raw  # release this file's table before the generator builds the next one
     return GenerationReport(tuple(files), rows_per_hour, dirt, tuple(junk_files), junk_counts)
