@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from lakehouse.definitions import defs
 from lakehouse.partitions import HourPartition
@@ -164,6 +165,35 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
     env.update(extra)
     return env
+
+
+LAKEHOUSE_CLI = str(Path(sys.executable).parent / "lakehouse")
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """The ``lakehouse`` command as a user runs it: a separate process."""
+    return subprocess.run(
+        [LAKEHOUSE_CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the seed policy, in force through LAKEHOUSE_POLICY_PATH; edit it with
+    ``edit_policy``."""
+    path = tmp_path / "policy.yaml"
+    shutil.copy(REPO / "policy.yaml", path)
+    monkeypatch.setenv("LAKEHOUSE_POLICY_PATH", str(path))
+    return path
+
+
+def edit_policy(path: Path, change: Callable[[dict], None]) -> None:
+    """Rewrite the policy file with ``change`` applied to its parsed content."""
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult, table: str) -> dict:

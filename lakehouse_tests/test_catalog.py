@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -9,10 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pyarrow as pa
 
 from lakehouse.partitions import HourPartition
+from lakehouse.resources.catalog import CatalogResource
 from lakehouse.sample_data import write_sample_data
 from lakehouse.sql_text import quote_identifier
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
@@ -116,7 +119,10 @@ def test_readers_holding_the_catalogs_open_never_block_a_run(local_storage, cata
     later = HourPartition.from_key("2025-09-18-00:00")
     assert materialize_hour(local_storage, catalog).success
     count = f"SELECT count(DISTINCT hh) FROM {ADS_TABLE}"
-    with reader_holding(catalog.resolved_path(), count) as analyst:
+    with (
+        reader_holding(catalog.resolved_path(), count) as analyst,
+        reader_holding(catalog.role_path("thirdparty"), count) as thirdparty,
+    ):
         started = time.monotonic()
         result = materialize_hour(local_storage, catalog, partition=later)
         elapsed = time.monotonic() - started
@@ -124,6 +130,7 @@ def test_readers_holding_the_catalogs_open_never_block_a_run(local_storage, cata
         assert elapsed < 20, f"the run took {elapsed:.0f} s next to two readers"
     # The readers kept working throughout, and their views show the new hour.
     assert analyst == ["[(1,)]", "[(2,)]"]
+    assert thirdparty == ["[(1,)]", "[(2,)]"]
 
 
 def test_a_changed_definition_replaces_the_catalog_without_waiting_for_its_reader(
@@ -147,3 +154,33 @@ def test_a_changed_definition_replaces_the_catalog_without_waiting_for_its_reade
     assert held == ["[(1,)]", "[(1,)]"]  # its snapshot kept working
     assert read_manifest(path).keys() == {"first_table", "second_table"}
     assert not Path(f"{path}.wal").exists()
+
+
+def test_a_catalog_that_cannot_be_refreshed_does_not_fail_the_run(tmp_path, local_storage):
+    write_sample_data(local_storage.raw(), start=HOUR.start, vehicles=4, interval_s=300)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the catalog's folder cannot be created
+    catalog = CatalogResource(path=str(blocker / "catalog.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+
+    result = materialize_hour(local_storage, catalog, instance=instance)
+    assert result.success
+    assert materialization_metadata(result, ADS_TABLE)["catalog_view"].value.startswith("failed:")
+    (share_meta,) = [
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["share", "thirdparty", ADS_TABLE])
+    ]
+    assert share_meta["role_catalog_refresh"].value.startswith("failed:")
+    warnings = [
+        e.user_message
+        for e in instance.all_logs(result.run_id)
+        if e.level == logging.WARNING and "not refreshed" in e.user_message
+    ]
+    assert any(ADS_TABLE in w for w in warnings) and any("thirdparty" in w for w in warnings)
+
+    blocker.unlink()  # fixed: the next run creates what the last one could not
+    again = materialize_hour(local_storage, catalog)
+    assert materialization_metadata(again, ADS_TABLE)["catalog_view"].value == "created"
+    with catalog.connect_read_only() as conn:
+        assert conn.execute(f"SELECT count(*) FROM {ADS_TABLE}").fetchall() == [(4,)]
