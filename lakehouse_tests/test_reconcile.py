@@ -240,7 +240,8 @@ def test_a_publish_that_lands_after_the_withdrawal_is_withdrawn_by_its_own_run(s
     applied and the share listed, and only then did the old run's file land."""
     storage, catalog, policy_file = shared_hours
     share, relative = storage.share(), shared_relpath(ROLE, DWD_TABLE, HOUR)
-    guard = PolicyGuard(load_policy(), ROLE, storage.warehouse(), share, HOUR)
+    state = policy_snapshot(load_policy())[ROLE]
+    guard = PolicyGuard(state, ROLE, storage.warehouse(), share, HOUR)
     guard.before_publishing(DWD_TABLE)  # passes: the old policy is still the applied one
     old_file = share.read_bytes(relative)
 

@@ -83,7 +83,7 @@ def _share_for(policy: AccessPolicy, role: str) -> dg.AssetsDefinition:
         partition = HourPartition.from_key(context.partition_key)
         warehouse, share = storage.warehouse(), storage.share()
         selected = [t for t in tables if share_key(role, t) in context.selected_asset_keys]
-        guard = PolicyGuard(policy, role, warehouse, share, partition)
+        guard = PolicyGuard(state, role, warehouse, share, partition)
         for table in selected:
             guard.before_publishing(table)
         role_catalog = _refresh_role_catalog(context, catalog, policy, role, share, guard)
@@ -137,15 +137,10 @@ class PolicyGuard:
     """Publish only under the applied policy; otherwise withdraw, ask for a re-mask, and fail."""
 
     def __init__(
-        self,
-        policy: AccessPolicy,
-        role: str,
-        warehouse: Zone,
-        share: Zone,
-        partition: HourPartition,
+        self, state: RoleState, role: str, warehouse: Zone, share: Zone, partition: HourPartition
     ):
-        self.role, self.warehouse, self.share, self.partition = role, warehouse, share, partition
-        self.state = policy_snapshot(policy)[role]
+        self.state, self.role = state, role
+        self.warehouse, self.share, self.partition = warehouse, share, partition
 
     def role_is_applied(self) -> bool:
         """Nothing applied yet (a new deployment), or this run's policy for the role is."""

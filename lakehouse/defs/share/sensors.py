@@ -100,10 +100,11 @@ def build_policy_sensor(policy: AccessPolicy) -> dg.SensorDefinition:
                 )
             )
         cursor = sorted((requested & waiting) | {r.run_key for r in run_requests})
-        context.log.info(
-            f"{len(run_requests)} re-mask run(s) requested, {len(waiting) - len(cursor)} left "
-            "for later ticks"
-        )
+        if waiting:
+            context.log.info(
+                f"{len(run_requests)} re-mask run(s) requested, {len(waiting) - len(cursor)} "
+                "left for later ticks"
+            )
         return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(cursor))
 
     return policy_reconciliation
