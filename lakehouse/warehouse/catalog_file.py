@@ -88,13 +88,17 @@ def write_catalog(
 
 
 def remove_catalog(path: Path) -> bool:
-    """Delete the catalog, its manifest and any ``.wal``; whether there was a catalog."""
-    existed = path.exists()
+    """Delete the catalog and its sidecars; whether there was a catalog."""
+    files = (path, sidecar(path, ".wal"), sidecar(path, MANIFEST_SUFFIX))
+    if not any(f.exists() for f in files):
+        return False
     with _writer_lock(path):
-        for leftover in (path, sidecar(path, ".wal"), sidecar(path, MANIFEST_SUFFIX)):
+        for leftover in files:
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
-    return existed
+    with contextlib.suppress(FileNotFoundError):
+        sidecar(path, LOCK_SUFFIX).unlink()
+    return True
 
 
 def _build(
