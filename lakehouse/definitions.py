@@ -1,7 +1,8 @@
 """The code location: every asset, check, job, sensor and resource of the lakehouse.
 
 The access policy (``policy.yaml``) is read here, so a policy naming a role, table or column
-that does not exist stops the code location from loading.
+that does not exist stops the code location from loading; a changed policy arrives with a reload
+and is applied to the shares by the ``policy_reconciliation`` sensor.
 """
 
 import dagster as dg
@@ -11,6 +12,7 @@ from lakehouse.defs.jobs import hourly_lakehouse_job
 from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.defs.share.assets import build_share_assets
+from lakehouse.defs.share.sensors import build_policy_sensor, share_remask_job
 from lakehouse.governance.io_manager import MaskedTableLoader
 from lakehouse.governance.policy import AccessPolicy, load_policy
 from lakehouse.resources.catalog import CatalogResource
@@ -45,21 +47,25 @@ def with_masking_visible(policy: AccessPolicy, spec: dg.AssetSpec) -> dg.AssetSp
     )
 
 
-storage = LakehouseStorage()
-engine = compute_engine()
+def build_definitions(policy: AccessPolicy) -> dg.Definitions:
+    """The code location for ``policy`` (tests build one per policy version they apply)."""
+    storage = LakehouseStorage()
+    engine = compute_engine()
+    return dg.Definitions(
+        assets=dg.map_asset_specs(
+            lambda spec: with_masking_visible(policy, spec),
+            [ods_vehicle_gps_raw, dwd_and_ads_hour, *build_share_assets(policy)],
+        ),
+        jobs=[hourly_lakehouse_job, share_remask_job],
+        sensors=[ods_datascan, build_policy_sensor(policy)],
+        resources={
+            "storage": storage_resource(storage),
+            "engine": engine,
+            "catalog": CatalogResource(),
+            "table_loader": MaskedTableLoader(storage=storage, engine=engine),
+        },
+        executor=dg.in_process_executor,
+    )
 
-defs = dg.Definitions(
-    assets=dg.map_asset_specs(
-        lambda spec: with_masking_visible(ACCESS_POLICY, spec),
-        [ods_vehicle_gps_raw, dwd_and_ads_hour, *build_share_assets(ACCESS_POLICY)],
-    ),
-    jobs=[hourly_lakehouse_job],
-    sensors=[ods_datascan],
-    resources={
-        "storage": storage_resource(storage),
-        "engine": engine,
-        "catalog": CatalogResource(),
-        "table_loader": MaskedTableLoader(storage=storage, engine=engine),
-    },
-    executor=dg.in_process_executor,
-)
+
+defs = build_definitions(ACCESS_POLICY)

@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import dagster as dg
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from lakehouse.definitions import defs
 from lakehouse.partitions import HourPartition
@@ -25,6 +27,9 @@ from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.engine import compute_engine
 from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
+
+if TYPE_CHECKING:
+    from lakehouse_tests.fault_proxy import FaultProxy
 
 HOUR = HourPartition.from_key("2025-09-17-23:00")
 REPO = Path(__file__).resolve().parents[1]
@@ -164,6 +169,35 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+LAKEHOUSE_CLI = str(Path(sys.executable).parent / "lakehouse")
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """The ``lakehouse`` command as a user runs it: a separate process."""
+    return subprocess.run(
+        [LAKEHOUSE_CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the seed policy, in force through LAKEHOUSE_POLICY_PATH; edit it with
+    ``edit_policy``."""
+    path = tmp_path / "policy.yaml"
+    shutil.copy(REPO / "policy.yaml", path)
+    monkeypatch.setenv("LAKEHOUSE_POLICY_PATH", str(path))
+    return path
+
+
+def edit_policy(path: Path, change: Callable[[dict], None]) -> None:
+    """Rewrite the policy file with ``change`` applied to its parsed content."""
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def materialization_metadata(result: dg.ExecuteInProcessResult, table: str) -> dict:
     """Metadata of the run's (single) materialization of ``table``."""
     (event,) = [
@@ -182,15 +216,16 @@ def project_dir(tmp_path: Path) -> Path:
     return work
 
 
-from lakehouse_tests.fault_proxy import FaultProxy  # noqa: E402  (appended with its fixture)
-
-
 @pytest.fixture
 def s3_faults(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     """``s3_env``, but through a fault-injecting proxy: transient S3 errors on demand.
 
     AWS_ENDPOINT_URL (and ``s3_env``'s dict) point at the proxy; credentials and region stay.
     """
+    # Imported where used: the proxy module is not in the tree yet, and a missing module must
+    # not stop every other test from collecting.
+    from lakehouse_tests.fault_proxy import FaultProxy
+
     with FaultProxy(s3_env["AWS_ENDPOINT_URL"]) as proxy:
         s3_env["AWS_ENDPOINT_URL"] = proxy.url
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)

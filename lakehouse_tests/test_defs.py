@@ -35,3 +35,11 @@ def test_every_layer_declares_a_blocking_schema_check():
     names = {(k.asset_key.to_user_string(), k.name) for k in specs}
     for table in (ODS_TABLE, DWD_TABLE, ADS_TABLE):
         assert (table, "pandera_schema") in names
+
+
+def test_the_policy_sensor_is_on_by_default_and_re_masks_only_shares():
+    sensor = defs.resolve_sensor_def("policy_reconciliation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    job = defs.resolve_job_def("share_remask_job")
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert keys == {f"share/thirdparty/{DWD_TABLE}", f"share/thirdparty/{ADS_TABLE}"}

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "generate": "lakehouse.cli.generate:command",
     "demo": "lakehouse.cli.demo:command",
     "sql": "lakehouse.cli.sql:command",
+    "policy": "lakehouse.cli.policy:command",
 }
 
 

@@ -64,7 +64,7 @@ def command(
             f"run {result.run_id} failed; see `dagster dev` or the log above"
         )
     click.echo(f"run {result.run_id} materialized ODS, DWD and ADS for {hour.key}")
-    with CatalogResource().get_connection() as conn:
+    with CatalogResource().connect_read_only() as conn:
         vin = vin or conn.sql(f"SELECT min(vin) FROM {ADS_TABLE}").fetchall()[0][0]
         conn.sql(
             f"SELECT vin, stat_hour, round(total_distance, 2) AS total_distance_km, "

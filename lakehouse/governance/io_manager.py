@@ -3,7 +3,8 @@
 The role comes from this IO manager's ``role`` setting (for a deployment that serves one
 audience) or the run tag ``lakehouse/role`` (per run); if both are set they must agree. Without
 either, the caller is trusted and sees the table as stored. Masking uses the policy's own SQL,
-so the values are exactly those of the share and the role catalog.
+so the values, and their order (by masked value, never the warehouse's raw-vin order), are
+exactly those of the share and the role catalog.
 """
 
 from __future__ import annotations

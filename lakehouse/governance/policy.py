@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from lakehouse.governance.masking import MaskingConfigError, check_function, mask_expression
+from lakehouse.paths import resolve_local
 from lakehouse.sql_text import quote_identifier
 from lakehouse.tables import TABLE_SCHEMAS
 
@@ -64,7 +66,7 @@ class AccessPolicy:
 
     def check_grant(self, role: str, table: str) -> None:
         if table not in self.role(role).tables:
-            raise AccessDenied(f"role {role!r} has no grant on table {table!r}")
+            raise AccessDenied(no_grant_message(role, table))
 
     def masks_for(self, role: str, table: str) -> dict[str, MaskingPolicy]:
         """Column -> the policy that masks it for ``role`` in ``table``."""
@@ -74,10 +76,15 @@ class AccessPolicy:
     def needs_salt(self, role: str, table: str) -> bool:
         return any(m.function == "hash" for m in self.masks_for(role, table).values())
 
-    def select_sql(self, role: str, table: str, source: str) -> str:
+    def select_sql(
+        self, role: str, table: str, source: str, partition_columns: Sequence[str] = ()
+    ) -> str:
         """``SELECT`` of every column of ``table`` as ``role`` may see it, from ``source``.
 
-        Raises :class:`AccessDenied` when the role has no grant on the table.
+        ``partition_columns`` (e.g. ``dt``, ``hh``) are passed through after the table's own.
+        When anything is masked the rows are ordered by the masked values (``ORDER BY ALL``):
+        the warehouse stores rows in raw-value order, and a row's position must not tell a
+        role what the mask hides. Raises :class:`AccessDenied` when the role has no grant.
         """
         self.check_grant(role, table)
         masks = self.masks_for(role, table)
@@ -87,10 +94,12 @@ class AccessPolicy:
             if field_.name in masks:
                 m = masks[field_.name]
                 expression = mask_expression(m.function, field_.name, m.args)
-                columns.append(f"CAST({expression} AS {_sql_type(field_.type)}) AS {name}")
+                columns.append(f"CAST({expression} AS {sql_type(field_.type)}) AS {name}")
             else:
                 columns.append(name)
-        return f"SELECT {', '.join(columns)} FROM {source}"
+        columns.extend(quote_identifier(c) for c in partition_columns)
+        order = " ORDER BY ALL" if masks else ""
+        return f"SELECT {', '.join(columns)} FROM {source}{order}"
 
     def masked_roles_by_column(self, table: str) -> dict[str, list[str]]:
         """For the UI: column -> ``role: policy`` lines, for every column masked for someone."""
@@ -109,13 +118,23 @@ _SQL_TYPES = {
 }
 
 
-def _sql_type(arrow_type: object) -> str:
+def sql_type(arrow_type: object) -> str:
+    """The DuckDB type of a layer column's Arrow type."""
     return _SQL_TYPES[str(arrow_type)]
 
 
+def no_grant_message(role: str, table: str) -> str:
+    """The one wording of a refused table, wherever it is refused (Python or SQL)."""
+    return f"role {role!r} has no grant on table {table!r}"
+
+
 def load_policy(path: str | os.PathLike | None = None) -> AccessPolicy:
-    """Read and check the policy file (``$LAKEHOUSE_POLICY_PATH`` or ``policy.yaml``)."""
-    source = Path(path or os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
+    """Read and check the policy file: ``path``, ``$LAKEHOUSE_POLICY_PATH`` or the repository's.
+
+    A relative ``$LAKEHOUSE_POLICY_PATH`` is taken from the project home, like every default
+    path, so commands agree on the policy wherever they run from.
+    """
+    source = Path(path) if path else resolve_local(os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
     try:
         data = yaml.safe_load(source.read_text())
     except (OSError, yaml.YAMLError) as exc:

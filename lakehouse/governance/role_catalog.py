@@ -1,50 +1,111 @@
-"""Role catalogs: one DuckDB file per sharing role, holding only its granted tables, masked.
+"""Role catalogs: one DuckDB file per sharing role, views over the role's own (masked) share.
 
-The tables are filled from the role's share (already masked), one partition at a time and in
-one transaction, so a reader sees an hour whole or not at all. Nothing in the file points at
-the warehouse or raw zone, and role connections are opened read-only with DuckDB's external
-access disabled: no ``read_parquet``, ``ATTACH`` or extension can reach around the masking.
+A role catalog holds no data: each granted table is a view over the role's share folder, which
+holds masked rows only, so new share hours show up without touching the file and nothing in it
+points at the warehouse or the raw zone. Every other known table is a view that fails with the
+access error ("role 'x' has no grant on table 'y'"), so SQL users and BI tools get the reason, not
+"does not exist". The file changes only when the role's grants change (``ensure_role_catalog``,
+called by the policy reconciliation and by share runs; rebuilt aside and renamed over, so its
+readers never block it), and it is opened for the role confined to its share folder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
-import pyarrow.dataset as ds
-from dagster_duckdb import DuckDBResource
 
-from lakehouse.partitions import HourPartition
-from lakehouse.sql_text import quote_identifier
+from lakehouse.governance.confinement import CONNECT_CONFIG, confine
+from lakehouse.governance.policy import AccessPolicy, no_grant_message, sql_type
+from lakehouse.resources.storage import Zone
+from lakehouse.sql_text import quote_identifier, quote_literal
+from lakehouse.tables import TABLE_SCHEMAS
+from lakehouse.warehouse.catalog import HIVE_TYPES, table_glob
+from lakehouse.warehouse.catalog_file import CatalogUpdate, write_catalog
 
-ROLE_CONNECTION_CONFIG = {"enable_external_access": False, "autoload_known_extensions": False}
-
-
-def refresh_partition(path: Path, table: str, partition: HourPartition, masked: ds.Dataset) -> int:
-    """Replace the hour of ``table`` in the role catalog at ``path`` with ``masked`` rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    name = quote_identifier(table)
-    with DuckDBResource(database=str(path)).get_connection() as con:
-        con.register("masked_hour", masked)
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {name} AS "
-            "SELECT *, ''::VARCHAR AS dt, ''::VARCHAR AS hh FROM masked_hour LIMIT 0"
-        )
-        con.execute("BEGIN TRANSACTION")
-        con.execute(f"DELETE FROM {name} WHERE dt = ? AND hh = ?", [partition.dt, partition.hh])
-        con.execute(
-            f"INSERT INTO {name} SELECT *, ?, ? FROM masked_hour", [partition.dt, partition.hh]
-        )
-        con.execute("COMMIT")
-        (rows,) = con.sql(
-            f"SELECT count(*) FROM {name} WHERE dt = ? AND hh = ?",
-            params=[partition.dt, partition.hh],
-        ).fetchall()[0]
-    return int(rows)
+PARTITION_COLUMNS = ("dt", "hh")
 
 
-def connect_as_role(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to a role catalog that cannot read files or attach databases."""
+def _columns(table: str) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of the table's columns and its hive partition columns."""
+    own = [(f.name, sql_type(f.type)) for f in TABLE_SCHEMAS[table]]
+    return own + [(c, "VARCHAR") for c in PARTITION_COLUMNS]
+
+
+def scan_sql(glob: str, table: str) -> str:
+    """The table's columns (and ``dt``, ``hh``) from the Parquet files at ``glob``, typed.
+
+    No files yet means no rows, not an error (an empty typed row set is unioned by name with
+    ``read_parquet(..., allow_empty)``), so a view can exist before its first partition.
+    """
+    columns = _columns(table)
+    empty = ", ".join(f"NULL::{t} AS {quote_identifier(c)}" for c, t in columns)
+    typed = ", ".join(
+        f"CAST({quote_identifier(c)} AS {t}) AS {quote_identifier(c)}" for c, t in columns
+    )
+    return (
+        f"SELECT {typed} FROM (SELECT {empty} WHERE false UNION ALL BY NAME "
+        f"SELECT * FROM read_parquet({quote_literal(glob)}, allow_empty = true, "
+        f"hive_partitioning = true, hive_types = {HIVE_TYPES}))"
+    )
+
+
+def denied_view_sql(role: str, table: str) -> str:
+    """A view with the table's columns whose every use raises the access error."""
+    error = f"error({quote_literal(no_grant_message(role, table))})"
+    columns = ", ".join(
+        f"CAST({error} AS {t}) AS {quote_identifier(c)}" for c, t in _columns(table)
+    )
+    return (
+        f"CREATE OR REPLACE VIEW {quote_identifier(table)} AS "
+        f"SELECT {columns} FROM range(1) WHERE {error} IS NULL"
+    )
+
+
+def share_folder(share: Zone, role: str) -> str:
+    """The role's share folder as DuckDB addresses it (a local path or an ``s3://`` URL)."""
+    path = share.path(role)
+    return path if share.is_local else share.display(path)
+
+
+def role_catalog_views(policy: AccessPolicy, role: str, share: Zone) -> dict[str, str]:
+    """View name -> statement: the granted tables over the share, the others refused."""
+    granted = set(policy.role(role).tables)
+    views = {}
+    for table in TABLE_SCHEMAS:
+        if table in granted:
+            glob = table_glob(share, f"{role}/{table}")
+            views[table] = (
+                f"CREATE OR REPLACE VIEW {quote_identifier(table)} AS {scan_sql(glob, table)}"
+            )
+        else:
+            views[table] = denied_view_sql(role, table)
+    return views
+
+
+def ensure_role_catalog(
+    path: Path,
+    policy: AccessPolicy,
+    role: str,
+    share: Zone,
+    only_if: Callable[[], bool] | None = None,
+) -> CatalogUpdate:
+    """Write the role's catalog if its definition changed; readers keep their snapshot.
+
+    ``only_if`` is asked under the catalog's writer lock (a share run checks there that its
+    policy is still the applied one, so it cannot overwrite a newer reconciliation's catalog).
+    """
+    return write_catalog(path, role_catalog_views(policy, role, share), only_if=only_if)
+
+
+def connect_as_role(path: Path, share: Zone, role: str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a role catalog that can read the role's share folder only."""
     if not path.exists():
-        raise FileNotFoundError(f"no role catalog at {path}; materialize the role's share first")
-    return duckdb.connect(str(path), read_only=True, config=ROLE_CONNECTION_CONFIG)
+        raise FileNotFoundError(
+            f"no role catalog at {path}: run `lakehouse policy apply` or materialize the "
+            "role's share"
+        )
+    con = duckdb.connect(str(path), read_only=True, config=CONNECT_CONFIG)
+    confine(con, [share_folder(share, role)])
+    return con

@@ -1,15 +1,12 @@
-"""The analysts' DuckDB catalog file."""
+"""The analysts' DuckDB catalog file, and where the role catalogs sit beside it."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from lakehouse.paths import resolve_local
@@ -18,7 +15,11 @@ DEFAULT_CATALOG_PATH = "data/catalog.duckdb"
 
 
 class CatalogResource(dg.ConfigurableResource):
-    """The DuckDB database file whose views expose the warehouse tables to SQL and BI tools."""
+    """The DuckDB database file whose views expose the warehouse tables to SQL and BI tools.
+
+    Runs never open it for writing: it is rebuilt beside itself and renamed over when a view
+    changes (``lakehouse.warehouse.catalog_file``), so readers can keep it open at any time.
+    """
 
     path: str | None = Field(
         default=None,
@@ -33,12 +34,11 @@ class CatalogResource(dg.ConfigurableResource):
         """The role's own catalog file, beside the main one: ``roles/<role>.duckdb``."""
         return self.resolved_path().parent / "roles" / f"{role}.duckdb"
 
-    @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, retried while another process holds the file's lock."""
+    def connect_read_only(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection, as every reader should hold one."""
         path = self.resolved_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Never download extensions mid-run (offline hosts would stall); load installed ones.
-        config = {"autoinstall_known_extensions": False, "autoload_known_extensions": True}
-        with DuckDBResource(database=str(path), connection_config=config).get_connection() as conn:
-            yield conn
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no catalog at {path}: materialize a layer first (see the README)"
+            )
+        return duckdb.connect(str(path), read_only=True)

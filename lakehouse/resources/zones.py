@@ -337,6 +337,8 @@ class S3Zone(Zone):
             return self.client.get_object(**params)
         except Exception as exc:
             code, status = s3_error_code(exc)
+            if info is None and (code in {"NoSuchKey", "404"} or status == 404):
+                raise FileNotFoundError(self.display(self.path(key))) from None
             if code in VANISHED_CODES or status in {404, 412}:
                 raise ObjectChanged(
                     f"{self.display(self.path(key))} vanished or changed since it was listed"
