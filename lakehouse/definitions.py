@@ -13,7 +13,7 @@ from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.defs.share.assets import build_share_assets
 from lakehouse.defs.share.sensors import build_policy_sensor, share_remask_job
-from lakehouse.governance.io_manager import MaskedTableLoader
+from lakehouse.governance.io_manager import masked_table_loader
 from lakehouse.governance.policy import AccessPolicy, load_policy
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.engine import compute_engine
@@ -62,7 +62,7 @@ def build_definitions(policy: AccessPolicy) -> dg.Definitions:
             "storage": storage_resource(storage),
             "engine": engine,
             "catalog": CatalogResource(),
-            "table_loader": MaskedTableLoader(storage=storage, engine=engine),
+            "table_loader": masked_table_loader,
         },
         executor=dg.in_process_executor,
     )

@@ -13,10 +13,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse.governance.io_manager import ROLE_TAG, MaskedTableLoader
+from lakehouse.governance.io_manager import ROLE_TAG, MaskedTableLoader, masked_table_loader
 from lakehouse.governance.policy import AccessDenied
 from lakehouse.governance.role_catalog import connect_as_role
+from lakehouse.partitions import hourly_partitions
 from lakehouse.resources.engine import compute_engine
+from lakehouse.resources.storage import LakehouseStorage, storage_resource
 from lakehouse.sample_data import write_sample_data
 from lakehouse.sql_text import quote_identifier
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
@@ -280,3 +282,31 @@ def assert_no_raw_value_in_file(path: str, raw_values: set[str]) -> None:
                 assert set(chunk.dictionary.to_pylist()).isdisjoint(raw_values)
     payload = Path(path).read_bytes()  # footers, page indexes, dictionaries, pages
     assert not any(value.encode() in payload for value in raw_values)
+
+
+def test_the_code_locations_loader_reads_the_storage_given_in_run_config(shared_hour):
+    """The loader is bound to the ``storage`` resource by key: run config for it applies."""
+    storage, _, raw_vins = shared_hour
+
+    @dg.asset(
+        partitions_def=hourly_partitions,
+        ins={"upstream": dg.AssetIn(ADS_TABLE, input_manager_key="table_loader")},
+    )
+    def consumer(upstream) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"vins": sorted(set(upstream["vin"].to_pylist()))})
+
+    resources = {
+        "storage": storage_resource(LakehouseStorage()),  # defaults point elsewhere
+        "engine": compute_engine(),
+        "table_loader": masked_table_loader,
+    }
+    config = {"resources": {"storage": {"config": {"warehouse_url": storage.warehouse_url}}}}
+    result = dg.materialize(
+        [dg.AssetSpec(ADS_TABLE, partitions_def=hourly_partitions), consumer],
+        selection=[consumer],
+        partition_key=HOUR.key,
+        resources=resources,
+        run_config=config,
+    )
+    vins = set(result.asset_materializations_for_node("consumer")[0].metadata["vins"].value)
+    assert vins == raw_vins

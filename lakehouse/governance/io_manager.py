@@ -12,7 +12,6 @@ from __future__ import annotations
 import dagster as dg
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
 
 from lakehouse.governance.masking import bind_salt
 from lakehouse.governance.policy import AccessDenied, load_policy
@@ -20,17 +19,16 @@ from lakehouse.partitions import HourPartition
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sql_text import quote_identifier
 from lakehouse.tables import TABLE_SCHEMAS
-from lakehouse.warehouse.sources import table_source
+from lakehouse.warehouse.sources import scanned_partition
 
 ROLE_TAG = "lakehouse/role"
 
 
-class MaskedTableLoader(dg.ConfigurableIOManager):
+class MaskedTableLoader(dg.IOManager):
     """Input manager for the layer tables: a partition as an Arrow table, masked per role."""
 
-    storage: LakehouseStorage
-    engine: DuckDBResource
-    role: str | None = Field(default=None, description="Load every table as this role.")
+    def __init__(self, storage: LakehouseStorage, engine: DuckDBResource, role: str | None = None):
+        self.storage, self.engine, self.role = storage, engine, role
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         if obj is not None:
@@ -42,8 +40,11 @@ class MaskedTableLoader(dg.ConfigurableIOManager):
             raise ValueError(f"{context.asset_key.to_user_string()} is not a layer table")
         role = self._role(context)
         partition = HourPartition.from_key(context.asset_partition_key)
-        with self.engine.get_connection() as con:
-            source = table_source(con, self.storage.warehouse(), table, partition)
+        warehouse = self.storage.warehouse()
+        with (
+            self.engine.get_connection() as con,
+            scanned_partition(warehouse, table, partition) as source,
+        ):
             if role is None:
                 columns = ", ".join(quote_identifier(c) for c in TABLE_SCHEMAS[table].names)
                 query = f"SELECT {columns} FROM {source}"
@@ -61,3 +62,25 @@ class MaskedTableLoader(dg.ConfigurableIOManager):
                 f"run tag {ROLE_TAG}={tagged!r} contradicts this loader's role {self.role!r}"
             )
         return self.role or tagged
+
+
+@dg.io_manager(
+    required_resource_keys={"storage", "engine"},
+    config_schema={
+        "role": dg.Field(
+            dg.Noneable(str), default_value=None, description="Load every table as this role."
+        )
+    },
+    description="Loads a layer table's partition as Arrow, masked for the run's role.",
+)
+def masked_table_loader(init_context: dg.InitResourceContext) -> MaskedTableLoader:
+    """The loader over the code location's own ``storage`` and ``engine`` resources.
+
+    Bound by resource key (not a nested copy), so run config given to ``storage`` is the
+    storage the loader reads.
+    """
+    return MaskedTableLoader(
+        init_context.resources.storage,
+        init_context.resources.engine,
+        init_context.resource_config["role"],
+    )

@@ -174,14 +174,6 @@ def sweep_staging(zone: Zone, table: str, older_than: float = STALE_STAGING_SECO
     return removed
 
 
-def local_parquet_source(zone: Zone, table: str, partition: HourPartition) -> str | None:
-    """The partition's local file path when the engine can read it natively, else None."""
-    if not zone.is_local:
-        return None
-    read_partition(zone, table, partition)  # raises MissingPartition with a helpful message
-    return zone.path(partition_relpath(table, partition))
-
-
 def read_partition(zone: Zone, table: str, partition: HourPartition | str) -> ds.Dataset:
     """The published partition as an Arrow dataset (lazy: nothing is read yet)."""
     relative = partition_relpath(table, partition)

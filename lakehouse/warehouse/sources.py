@@ -1,29 +1,32 @@
-"""Table expressions that let DuckDB scan one published partition, local or on an object store."""
+"""Table expressions that let DuckDB scan one published partition, local or on an object store.
+
+A local partition is read in place by DuckDB's own parallel Parquet reader. An object-store
+partition is first fetched whole (boto3, retried, pinned to the version that was listed) into a
+private temporary file and read the same way: one code path for both, and a transient fault of
+the store is retried or fails the step, never half-read.
+"""
 
 from __future__ import annotations
 
-import re
-
-import duckdb
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lakehouse.partitions import HourPartition
-from lakehouse.resources.storage import Zone
-from lakehouse.sql_text import quote_identifier, quote_literal
-from lakehouse.warehouse.partition_store import partition_relpath, read_partition
+from lakehouse.resources.zones import Zone
+from lakehouse.sql_text import quote_literal
+from lakehouse.warehouse.partition_store import MissingPartition, partition_relpath
 
 
-def table_source(
-    con: duckdb.DuckDBPyConnection, zone: Zone, table: str, partition: HourPartition
-) -> str:
-    """A table expression DuckDB can scan for the published partition.
-
-    A local file is read by DuckDB's own parallel Parquet reader; an object-store partition is
-    scanned through pyarrow's S3 filesystem (registered as a view), with projections and
-    filters pushed into the Arrow scan either way.
-    """
-    dataset = read_partition(zone, table, partition)  # raises MissingPartition, helpfully
-    if zone.is_local:
-        return f"read_parquet({quote_literal(zone.path(partition_relpath(table, partition)))})"
-    view = re.sub(r"\W", "_", f"{table}_{partition.dt}_{partition.hh}")
-    con.register(view, dataset)
-    return quote_identifier(view)
+@contextmanager
+def scanned_partition(zone: Zone, table: str, partition: HourPartition | str) -> Iterator[str]:
+    """``read_parquet(...)`` of the published partition, valid inside the ``with`` block."""
+    relative = partition_relpath(table, partition)
+    info = zone.stat(relative)
+    if info is None:
+        label = partition if isinstance(partition, str) else partition.key
+        raise MissingPartition(
+            f"{table} has no partition {label} at {zone.display(zone.path(relative))}; "
+            "materialize the upstream asset first"
+        )
+    with zone.fetch_local(info) as local:
+        yield f"read_parquet({quote_literal(local)})"

@@ -7,6 +7,7 @@ ADS hour; and since ADS is computed from exactly the DWD rows published, it can 
 recomputed from them. Either can still be materialised alone.
 """
 
+import contextlib
 from collections.abc import Iterator
 
 import dagster as dg
@@ -23,7 +24,7 @@ from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sql_text import quote_literal
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
 from lakehouse.warehouse.partition_store import sweep_staging
-from lakehouse.warehouse.sources import table_source
+from lakehouse.warehouse.sources import scanned_partition
 
 DWD_KEY, ADS_KEY = dg.AssetKey(DWD_TABLE), dg.AssetKey(ADS_TABLE)
 
@@ -73,14 +74,18 @@ def dwd_and_ads_hour(
     """Clean the hour's ODS rows into DWD, then aggregate them into ADS; publish both."""
     partition = HourPartition.from_key(context.partition_key)
     selected = context.selected_asset_keys
-    with storage_faults_handled(context), engine.get_connection() as con:
+    with (
+        storage_faults_handled(context),
+        engine.get_connection() as con,
+        contextlib.ExitStack() as sources,
+    ):
         warehouse = storage.warehouse()
         dwd: StagedPartition | None = None
         ads: StagedPartition | None = None
         try:
             if DWD_KEY in selected:
                 sweep_staging(warehouse, DWD_TABLE)
-                ods = table_source(con, warehouse, ODS_TABLE, partition)
+                ods = sources.enter_context(scanned_partition(warehouse, ODS_TABLE, partition))
                 drops = count_drops(con, ods)
                 dwd = stage_query(warehouse, con, DWD_TABLE, partition, dwd_sql(ods))
             if ADS_KEY in selected:
@@ -88,7 +93,7 @@ def dwd_and_ads_hour(
                 source = (
                     f"read_parquet({quote_literal(dwd.local_path)})"
                     if dwd is not None
-                    else table_source(con, warehouse, DWD_TABLE, partition)
+                    else sources.enter_context(scanned_partition(warehouse, DWD_TABLE, partition))
                 )
                 (valid_rows,) = con.sql(
                     f"SELECT count(*) FROM {source} WHERE loc_valid"

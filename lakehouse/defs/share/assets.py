@@ -40,7 +40,7 @@ from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.sql_text import quote_literal
 from lakehouse.warehouse.catalog_file import first_line
 from lakehouse.warehouse.partition_store import StagedFile, WrittenPartition
-from lakehouse.warehouse.sources import table_source
+from lakehouse.warehouse.sources import scanned_partition
 
 
 def share_key(role: str, table: str) -> dg.AssetKey:
@@ -123,9 +123,12 @@ def _write(
     """Mask the warehouse hour into the share (ordered by masked values), labelled, atomically."""
     if policy.needs_salt(role, table):
         bind_salt(con)
-    query = policy.select_sql(role, table, table_source(con, warehouse, table, partition))
     labels = partition_labels(role, table, partition, state.version, state.tables[table])
-    with StagedFile(share, shared_table(role, table), partition) as staged:
+    with (
+        scanned_partition(warehouse, table, partition) as source,
+        StagedFile(share, shared_table(role, table), partition) as staged,
+    ):
+        query = policy.select_sql(role, table, source)
         con.execute(
             f"COPY ({query}) TO {quote_literal(staged.local_path)} "
             f"({PARQUET_OPTIONS}, {kv_metadata_option(labels)})"
