@@ -30,6 +30,7 @@ HOUR = HourPartition.from_key("2025-09-17-23:00")
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = shutil.which("dagster")
 DAEMON = shutil.which("dagster-daemon")
+LAKEHOUSE = shutil.which("lakehouse")
 # Fake credentials for the local S3 server; tests assert they never leak.
 S3_ACCESS_KEY = "AKIALAKEHOUSETEST"
 S3_SECRET_KEY = "lakehouse-secret-Zq9xW3"
@@ -178,6 +179,15 @@ def project_dir(tmp_path: Path) -> Path:
     work.mkdir()
     shutil.copy(REPO / "dagster.yaml", work / "dagster.yaml")
     return work
+
+
+def lakehouse_init(work: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``lakehouse init``, the README's first step on a fresh DAGSTER_HOME."""
+    done = subprocess.run(
+        [LAKEHOUSE, "init"], cwd=work, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 try:
