@@ -1,7 +1,9 @@
 """The code location: every asset, check, job, sensor and resource of the lakehouse.
 
 The access policy (``policy.yaml``) is read here, so a policy naming a role, table or column
-that does not exist stops the code location from loading.
+that does not exist stops the code location from loading. Loading it also makes the process's new
+files private (umask 077, see ``lakehouse.deployment.privacy``): every CLI run, code server and
+run worker loads this module before it writes any data.
 """
 
 import dagster as dg
@@ -11,6 +13,7 @@ from lakehouse.defs.jobs import hourly_lakehouse_job
 from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.defs.share.assets import build_share_assets
+from lakehouse.deployment.privacy import keep_files_private
 from lakehouse.governance.io_manager import MaskedTableLoader
 from lakehouse.governance.policy import AccessPolicy, load_policy
 from lakehouse.resources.catalog import CatalogResource
@@ -18,6 +21,7 @@ from lakehouse.resources.engine import compute_engine
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.tables import TABLE_SCHEMAS
 
+keep_files_private()
 ACCESS_POLICY = load_policy()
 
 

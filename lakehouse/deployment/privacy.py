@@ -3,9 +3,11 @@
 :func:`keep_files_private` adds ``077`` to the process umask: every file and folder the process
 creates afterwards (warehouse partitions and their staging files, the catalog and role catalogs,
 DuckDB spill files, the instance storage made by ``lakehouse init``) gets no group or other
-permission bits. ``lakehouse init`` runs it before it creates the instance storage. Files that
-must be shared with another local user (a local share folder, a raw zone written by another
-account) need an explicit grant; object stores are governed by their own credentials.
+permission bits. It runs when the code location's definitions load (``lakehouse.definitions``),
+which every CLI run, code server and run worker does before it writes anything, and in
+``lakehouse init``. Files that must be shared with another local user (a local share folder, a
+raw zone written by another account) need an explicit grant; object stores are governed by
+their own credentials and are not affected.
 """
 
 from __future__ import annotations
