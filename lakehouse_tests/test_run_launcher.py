@@ -43,7 +43,7 @@ BLOCKING_RUN = textwrap.dedent(
         blocking.execute_in_process(instance=instance)
     """
 )
-SMALL_HOUR = HourPartition.from_key("2025-09-18-02:00")
+NEXT_HOUR = HourPartition.from_key("2025-09-18-02:00")
 
 
 def _run_start_pids(instance: dg.DagsterInstance) -> dict[int, str]:
@@ -91,7 +91,8 @@ def test_killed_cli_runs_are_failed_and_the_queue_recovers(tmp_path, monkeypatch
     """Two CLI runs SIGKILLed while STARTED fill both run slots; the daemon frees them.
 
     The real daemon runs from the project folder; once run monitoring has failed the two
-    zombies, an hour uploaded afterwards is requested by DataScan, launched and succeeds.
+    zombies, an hour uploaded afterwards is requested by DataScan, launched and succeeds, and
+    the health check leaves that daemon-launched run alone while it runs.
     """
     work = project_dir(tmp_path)
     env = subprocess_env(DAGSTER_HOME=str(work), LAKEHOUSE_DATASCAN_INTERVAL_SECONDS="2")
@@ -106,7 +107,7 @@ def test_killed_cli_runs_are_failed_and_the_queue_recovers(tmp_path, monkeypatch
         interval_s=2,
     )
     instance = open_instance(work)
-    with running([DAEMON, "run"], work, env):
+    with running([DAEMON, "run"], work, env) as daemon:
         wait_until(
             lambda: "MONITORING" in instance.get_daemon_heartbeats(), 90, "the monitoring daemon"
         )
@@ -151,17 +152,28 @@ def test_killed_cli_runs_are_failed_and_the_queue_recovers(tmp_path, monkeypatch
             messages = [e.message for e in instance.all_logs(run_id)]
             assert any("has exited" in m and "Marking run" in m for m in messages), messages
 
+        # The queue recovered: an hour uploaded now is requested by DataScan and launched.
         write_sample_data(
-            LakehouseStorage().raw(), start=SMALL_HOUR.start, vehicles=4, interval_s=300
+            LakehouseStorage().raw(), start=NEXT_HOUR.start, vehicles=200, interval_s=2
         )
 
-        def datascan_run() -> dg.DagsterRun | None:
+        def datascan_run(statuses: set[str]) -> dg.DagsterRun | None:
             runs = instance.get_runs(
-                filters=dg.RunsFilter(tags={"dagster/partition": SMALL_HOUR.key})
+                filters=dg.RunsFilter(tags={"dagster/partition": NEXT_HOUR.key})
             )
-            finished = [r for r in runs if r.is_finished]
-            return finished[0] if finished else None
+            return next((r for r in runs if r.status.value in statuses), None)
 
-        run = wait_until(datascan_run, 120, "the DataScan run of the new hour to finish")
+        started = wait_until(
+            lambda: datascan_run({"STARTED", "SUCCESS", "FAILURE"}), 120, "DataScan's run", 0.1
+        )
+        assert started.status.value == "STARTED", "the run ended before its health was checked"
+        # A healthy run launched by the daemon (a subprocess of the code server) is left alone.
+        health = instance.run_launcher.check_run_worker_health(started)
+        assert health.status.value == "RUNNING", health
+        assert health.run_worker_id not in {str(daemon.pid), *map(str, procs)}
+
+        run = wait_until(
+            lambda: datascan_run({"SUCCESS", "FAILURE", "CANCELED"}), 120, "DataScan's run to end"
+        )
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert run.tags["lakehouse/trigger"] == "datascan"
