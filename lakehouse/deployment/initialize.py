@@ -2,7 +2,7 @@
 
 Dagster creates an SQLite instance's databases (and stamps their schema revision) the first time
 any process opens the instance. Two processes doing that at once, e.g. two CLI runs on a fresh
-``$DAGSTER_HOME``, race: one fails ("table already exists") or the run storage ends up with two
+``$DAGSTER_HOME``, race: one fails ("table ... already exists") or a database ends up with two
 alembic heads. :func:`initialize_home` opens the instance once, under an exclusive lock on a
 file in ``$DAGSTER_HOME``, so the storage exists before anything else starts; running it again,
 or twice at the same time, changes nothing. ``lakehouse init`` and ``lakehouse demo`` call it.

@@ -4,6 +4,8 @@ A pid alone is no identity: the kernel hands a dead worker's pid to the next pro
 one. A process counts as the run's worker only if it exists, is not a zombie, and was already
 running when the run started: its start time (``/proc/<pid>/stat``) is not after the RUN_START
 timestamp. A reused pid belongs to a process started after the worker died, so after RUN_START.
+The monitor must see the run's processes in ``/proc``: the same user, or ``/proc`` mounted
+without ``hidepid``.
 """
 
 from __future__ import annotations
