@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -46,6 +48,13 @@ BLOCKING_RUN = textwrap.dedent(
 NEXT_HOUR = HourPartition.from_key("2025-09-18-02:00")
 
 
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL, as the OOM killer sends it, to the run's process and to its helpers: Dagster's
+    `tail -F` log mirrors, which outlive a process killed just as it starts them."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _run_start_pids(instance: dg.DagsterInstance) -> dict[int, str]:
     """pid on the RUN_START event -> run id, for the runs now STARTED."""
     pids = {}
@@ -71,7 +80,11 @@ def test_health_check_follows_the_run_process(tmp_path, monkeypatch):
     assert instance.run_monitoring_max_resume_run_attempts == 0
 
     proc = subprocess.Popen(
-        [sys.executable, "-c", BLOCKING_RUN], cwd=work, env=env, stdin=subprocess.PIPE
+        [sys.executable, "-c", BLOCKING_RUN],
+        cwd=work,
+        env=env,
+        stdin=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         run_id = wait_until(lambda: _run_start_pids(instance).get(proc.pid), 60, "the run")
@@ -80,8 +93,7 @@ def test_health_check_follows_the_run_process(tmp_path, monkeypatch):
         assert health.status.value == "RUNNING", health
         assert health.run_worker_id == str(proc.pid)
     finally:
-        proc.kill()  # what the OOM killer does
-        proc.wait()
+        _kill(proc)
     health = launcher.check_run_worker_health(instance.get_run_by_id(run_id))
     assert health.status.value == "FAILED", health
     assert health.msg == f"process {proc.pid} has exited"
@@ -121,6 +133,7 @@ def test_killed_cli_runs_are_failed_and_the_queue_recovers(tmp_path, monkeypatch
                     env={**env, "LAKEHOUSE_RAW_URL": str(big)},
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
                 for _ in range(2)
             )
@@ -130,8 +143,7 @@ def test_killed_cli_runs_are_failed_and_the_queue_recovers(tmp_path, monkeypatch
         def kill_started_runs() -> bool:
             for pid, run_id in _run_start_pids(instance).items():
                 if pid in procs and pid not in zombies:
-                    procs[pid].kill()
-                    procs[pid].wait()
+                    _kill(procs[pid])
                     zombies[pid] = run_id
             assert all(p.poll() is None or p.pid in zombies for p in procs.values()), (
                 "a CLI run ended before it could be killed: make its hour bigger"
