@@ -2,7 +2,9 @@
 
 The access policy (``policy.yaml``) is read here, so a policy naming a role, table or column
 that does not exist stops the code location from loading; a changed policy arrives with a reload
-and is applied to the shares by the ``policy_reconciliation`` sensor.
+and is applied to the shares by the ``policy_reconciliation`` sensor. Loading it also makes the
+process's new files private (umask 077, see ``lakehouse.deployment.privacy``): every CLI run,
+code server and run worker loads this module before it writes any data.
 """
 
 import dagster as dg
@@ -13,6 +15,7 @@ from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.defs.share.assets import build_share_assets
 from lakehouse.defs.share.sensors import build_policy_sensor, share_remask_job
+from lakehouse.deployment.privacy import keep_files_private
 from lakehouse.governance.io_manager import masked_table_loader
 from lakehouse.governance.policy import AccessPolicy, load_policy
 from lakehouse.resources.catalog import CatalogResource
@@ -20,6 +23,7 @@ from lakehouse.resources.engine import compute_engine
 from lakehouse.resources.storage import LakehouseStorage, storage_resource
 from lakehouse.tables import TABLE_SCHEMAS
 
+keep_files_private()
 ACCESS_POLICY = load_policy()
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import boto3
 import dagster as dg
@@ -27,14 +29,14 @@ from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.engine import compute_engine
 from lakehouse.resources.storage import LakehouseStorage, Zone
 from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
-
-if TYPE_CHECKING:
-    from lakehouse_tests.fault_proxy import FaultProxy
+from lakehouse_tests.fault_proxy import FaultProxy
 
 HOUR = HourPartition.from_key("2025-09-17-23:00")
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = shutil.which("dagster")
 DAEMON = shutil.which("dagster-daemon")
+LAKEHOUSE = shutil.which("lakehouse")
+T = TypeVar("T")
 # Fake credentials for the local S3 server; tests assert they never leak.
 S3_ACCESS_KEY = "AKIALAKEHOUSETEST"
 S3_SECRET_KEY = "lakehouse-secret-Zq9xW3"
@@ -209,11 +211,62 @@ def materialization_metadata(result: dg.ExecuteInProcessResult, table: str) -> d
 
 
 def project_dir(tmp_path: Path) -> Path:
-    """A working directory with the project's own instance config, as a user would have."""
+    """A working directory with the project's own instance and workspace config, as a user has.
+
+    Dagster's workspace commands run without ``-m``/``-w`` read ``[tool.dagster]`` in
+    pyproject.toml (then workspace.yaml) from it, as from the repository root.
+    """
     work = tmp_path / "project"
     work.mkdir()
-    shutil.copy(REPO / "dagster.yaml", work / "dagster.yaml")
+    for name in ("dagster.yaml", "workspace.yaml", "pyproject.toml"):
+        shutil.copy(REPO / name, work / name)
     return work
+
+
+def lakehouse_init(work: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``lakehouse init``, the README's first step on a fresh DAGSTER_HOME."""
+    done = subprocess.run(
+        [LAKEHOUSE, "init"], cwd=work, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def open_instance(work: Path) -> dg.DagsterInstance:
+    """The project's Dagster instance as its processes see it (call with ``work`` as cwd)."""
+    return dg.DagsterInstance.from_config(str(work))
+
+
+def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@contextmanager
+def running(args: list[str], work: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A long-running Dagster process (the daemon, ``dagster dev``) started as the README does,
+    from the project folder; its output goes to ``work/<name>.log``; stopped like Ctrl-C."""
+    log = (work / f"{Path(args[0]).name}-{args[1]}.log").open("a")
+    proc = subprocess.Popen(
+        args, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what it started
+            proc.wait(timeout=10)
+        log.close()
 
 
 @pytest.fixture
@@ -222,10 +275,6 @@ def s3_faults(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterat
 
     AWS_ENDPOINT_URL (and ``s3_env``'s dict) point at the proxy; credentials and region stay.
     """
-    # Imported where used: the proxy module is not in the tree yet, and a missing module must
-    # not stop every other test from collecting.
-    from lakehouse_tests.fault_proxy import FaultProxy
-
     with FaultProxy(s3_env["AWS_ENDPOINT_URL"]) as proxy:
         s3_env["AWS_ENDPOINT_URL"] = proxy.url
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)

@@ -196,7 +196,7 @@ def test_daemon_discovers_an_upload_and_lands_its_ads_hour(tmp_path, s3_storage,
         **s3_env,
     )
     daemon = subprocess.Popen(
-        [DAEMON, "run", "-m", "lakehouse.definitions"], cwd=work, env=env,
+        [DAEMON, "run"], cwd=work, env=env,  # as the README starts it: one location, `lakehouse`
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

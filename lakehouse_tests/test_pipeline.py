@@ -121,13 +121,13 @@ def test_backfill_over_a_range_of_hours_with_the_daemon(tmp_path, monkeypatch):
              ("2025-09-17-23:00", "2025-09-18-00:00", "2025-09-18-01:00")]  # fmt: skip
     # The backfill only queues runs (and creates the instance storage); the daemon launches them.
     backfill = _run(
-        [DAGSTER, "job", "backfill", "-m", "lakehouse.definitions", "-j",
+        [DAGSTER, "job", "backfill", "-j",
          "hourly_lakehouse_job", "--from", hours[0].key, "--to", hours[-1].key,
          "--noprompt"], work, env,
     )  # fmt: skip
     assert backfill.returncode == 0, backfill.stderr[-3000:]
     daemon = subprocess.Popen(
-        [DAEMON, "run", "-m", "lakehouse.definitions"], cwd=work, env=env,
+        [DAEMON, "run"], cwd=work, env=env,  # as the README starts it: one location, `lakehouse`
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

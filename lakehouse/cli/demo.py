@@ -33,11 +33,17 @@ def command(
 ) -> None:
     """Generate sample data, run the hourly layers, print one vehicle's figures."""
     from lakehouse.definitions import defs  # Dagster's import is paid only by this command
+    from lakehouse.deployment.initialize import InitError, initialize_home
 
     try:
         hour = HourPartition.from_key(partition)
     except BadPartitionKey as exc:
         raise click.BadParameter(str(exc), param_hint="--partition") from None
+    if "DAGSTER_HOME" in os.environ:
+        try:
+            initialize_home(say=click.echo)  # what `lakehouse init` does; a no-op the 2nd time
+        except InitError as exc:
+            raise click.ClickException(str(exc)) from None
     storage = LakehouseStorage()
     report = write_sample_data(
         storage.raw(create=True),
