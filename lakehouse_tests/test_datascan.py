@@ -26,6 +26,7 @@ from lakehouse_tests.conftest import (
     subprocess_env,
     write_raw,
 )
+from lakehouse_tests.datascan_support import put_files
 
 ROW = {"vin": "VIN001", "device_id": "D1", "report_time": "2025-09-17 23:00:00",
        "lng": 120.0, "lat": 30.0, "speed": 10.0, "raw_payload": "p"}  # fmt: skip
@@ -42,8 +43,11 @@ def storage(request, local_storage):
 
 
 def tick(storage, cursor: str | None = None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"storage": storage})
-    return ods_datascan(context)
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(
+            cursor=cursor, resources={"storage": storage}, instance=instance
+        )
+        return ods_datascan(context)
 
 
 def _upload(storage, name: str, partition: HourPartition, table: pa.Table | None = None) -> None:
@@ -228,3 +232,19 @@ def test_hours_sliding_out_of_the_window_are_not_reported_as_late():
     assert third.changed == []
     assert third.skipped == [(f"{_hour_dir(H22)}/a.parquet",
                               "older than the 1 h lateness window (backfill it)")]  # fmt: skip
+
+
+def test_the_first_tick_lists_only_the_lateness_window(s3_storage, s3_bucket, s3_faults):
+    """The newest hour comes from folder names (two small listings), not from all of history."""
+    old_days = [HourPartition.from_key(f"2025-08-{day:02d}-00:00") for day in range(1, 11)]
+    for day in old_days:  # 2,500 objects of history, 5 weeks before the newest hour
+        put_files(s3_faults, s3_bucket, day, [f"f{i}.parquet" for i in range(250)], b"PAR1")
+    _upload(s3_storage, "a.parquet", H23)
+    s3_faults.clear_log()
+
+    first = tick(s3_storage)
+    assert [r.partition_key for r in first.run_requests] == [H23.key]
+    pages = s3_faults.requests("GET", query_regex="list-type=2")
+    assert len([p for p in pages if "delimiter" not in p.query]) == 1
+    assert len([p for p in pages if "delimiter" in p.query]) == 2  # dt= folders, then hh=
+    assert all("start-after" in p.query for p in pages if "delimiter" not in p.query)

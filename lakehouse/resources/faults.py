@@ -129,3 +129,16 @@ def describe(exc: BaseException | None) -> str:
         return f"{type(exc).__name__} {code or status} (HTTP {status})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """Exception types a store operation raises when the store (not the data) failed.
+
+    For ``except store_errors():``, which is evaluated only when an exception is raised, so
+    botocore is imported only then.
+    """
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - boto3 comes with dagster-aws
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)

@@ -10,6 +10,7 @@ tries to carry them is refused before Dagster stores the run's config (see
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -112,6 +113,17 @@ class LakehouseStorage(dg.ConfigurableResource):
             return list_s3(zone.client, zone, prefix, start_after)
         return list_local(zone, prefix, start_after)
 
+    def bounded(self, zone: Zone, attempts: int, timeout_seconds: float) -> Zone:
+        """``zone`` for a caller with a deadline (the discovery sensor): ``attempts`` requests per
+        operation in all, each given up after ``timeout_seconds``; runs keep the patient defaults.
+        """
+        if not isinstance(zone, S3Zone):
+            return zone
+        # One HTTP request per attempt (botocore's own retries off): `attempts` is the total.
+        retries = {"mode": "standard", "total_max_attempts": 1}
+        client = functools.partial(self._s3_client, retries, timeout_seconds)
+        return S3Zone(zone.bucket, zone.prefix, client, self._s3_filesystem, attempts)
+
     def _zone(self, field: str, url: str, create: bool) -> Zone:
         check_url(field, url)
         parts = urlsplit(url)
@@ -171,7 +183,9 @@ class LakehouseStorage(dg.ConfigurableResource):
             options["scheme"] = endpoint.scheme
         return pafs.S3FileSystem(**options)
 
-    def _s3_client(self) -> Any:
+    def _s3_client(
+        self, retries: dict[str, Any] | None = None, timeout_seconds: float | None = None
+    ) -> Any:
         """A boto3 client with the same endpoint, region, credentials and addressing style."""
         # Imported here: boto3 costs ~0.5 s of a process start, and the local default never
         # needs it.
@@ -186,9 +200,9 @@ class LakehouseStorage(dg.ConfigurableResource):
             endpoint_url=f"{endpoint.scheme}://{endpoint.netloc}" if endpoint else None,
             config=Config(
                 s3={"addressing_style": style},
-                retries={"mode": "standard", "total_max_attempts": self.io_attempts},
-                connect_timeout=CONNECT_TIMEOUT_S,
-                read_timeout=READ_TIMEOUT_S,
+                retries=retries or {"mode": "standard", "total_max_attempts": self.io_attempts},
+                connect_timeout=timeout_seconds or CONNECT_TIMEOUT_S,
+                read_timeout=timeout_seconds or READ_TIMEOUT_S,
             ),
         )
 
