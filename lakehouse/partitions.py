@@ -11,10 +11,10 @@ import dagster as dg
 
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 # The first hour the lakehouse keeps: a deployment setting, read when the code location loads
-# (partitions are part of the definitions). The default is the sample data's first day, so a
+# (partitions are part of the definitions). The default is the sample data's month, so a
 # new install does not show thousands of empty hours before it.
 START_ENV = "LAKEHOUSE_PARTITIONS_START"
-DEFAULT_START = "2025-09-17-00:00"
+DEFAULT_START = "2025-09-01-00:00"
 PARTITION_START = os.environ.get(START_ENV, DEFAULT_START)
 
 # end_offset=1 keeps the hour in progress addressable: files arrive during it, and a

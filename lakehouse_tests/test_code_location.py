@@ -50,7 +50,9 @@ def test_backfill_daemon_and_dev_share_one_location_and_one_sensor_cursor(tmp_pa
     env = subprocess_env(DAGSTER_HOME=str(work), LAKEHOUSE_DATASCAN_INTERVAL_SECONDS="2")
     monkeypatch.chdir(work)
     lakehouse_init(work, env)
-    write_sample_data(LakehouseStorage().raw(), start=HOUR.start, vehicles=4, interval_s=300)
+    write_sample_data(
+        LakehouseStorage().raw(create=True), start=HOUR.start, vehicles=4, interval_s=300
+    )
     instance = open_instance(work)
     # The README's backfill command queues a run; the README's daemon launches it, and its
     # DataScan sensor requests the uploaded hour.

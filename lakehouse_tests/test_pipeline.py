@@ -116,7 +116,9 @@ def test_backfill_over_a_range_of_hours_with_the_daemon(tmp_path, monkeypatch):
     from lakehouse.resources.storage import LakehouseStorage
 
     storage = LakehouseStorage()
-    write_sample_data(storage.raw(), start=HOUR.start, hours=3, vehicles=4, interval_s=120)
+    write_sample_data(
+        storage.raw(create=True), start=HOUR.start, hours=3, vehicles=4, interval_s=120
+    )
     hours = [HourPartition.from_key(k) for k in
              ("2025-09-17-23:00", "2025-09-18-00:00", "2025-09-18-01:00")]  # fmt: skip
     # The backfill only queues runs (and creates the instance storage); the daemon launches them.

@@ -21,6 +21,7 @@ import dagster as dg
 import yaml
 
 from lakehouse.deployment.privacy import keep_files_private
+from lakehouse.paths import resolve_local
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.storage import (
     DEFAULT_RAW_URL,
@@ -123,7 +124,7 @@ def _ensure_zone(
     """Let the storage resource create its zone (a local folder); say whether it was there."""
     local = "://" not in url or url.startswith("file:")
     # Resolved as the resource resolves it (relative to the project home), without creating it.
-    existed = local and Path(LakehouseStorage(raw_url=url).raw().root).is_dir()
+    existed = local and resolve_local(url.removeprefix("file:")).is_dir()
     zone = create()
     if not zone.is_local:
         say(f"{label}: {zone.url} (object store: nothing to create)")

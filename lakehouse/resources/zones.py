@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 
 from lakehouse.resources.faults import (
     CONFIG_CODES,
+    OPERATION_ATTEMPTS,
     VANISHED_CODES,
     ObjectChanged,
     StorageConfigError,
@@ -244,11 +245,13 @@ class S3Zone(Zone):
         prefix: str,
         client_factory: Any,
         filesystem_factory: Any,
+        attempts: int = OPERATION_ATTEMPTS,
     ):
         self.bucket, self.prefix = bucket, prefix
         self.root = posixpath.join(bucket, prefix) if prefix else bucket
         self.url = f"s3://{self.root}"
         self._client_factory, self._filesystem_factory = client_factory, filesystem_factory
+        self.attempts = attempts  # whole-operation attempts (each up to botocore's own)
 
     @property
     def is_local(self) -> bool:
@@ -267,7 +270,7 @@ class S3Zone(Zone):
         return posixpath.join(self.prefix, key) if self.prefix else key
 
     def _retry(self, what: str, fn: Any) -> Any:
-        return call_with_retries(f"{what} {self.url}", fn)
+        return call_with_retries(f"{what} {self.url}", fn, self.attempts)
 
     def _config_or_raise(self, exc: BaseException, what: str) -> None:
         code, _ = s3_error_code(exc)
@@ -409,13 +412,21 @@ class S3Zone(Zone):
         import datetime as _dt
 
         cutoff = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=older_than_seconds)
-        aborted = 0
-        paginator = self.client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(prefix)):
-            for upload in page.get("Uploads", []):
-                if upload["Initiated"] < cutoff:
-                    self.client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                    )
-                    aborted += 1
-        return aborted
+
+        def run() -> int:
+            aborted = 0
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(prefix)):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < cutoff:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+            return aborted
+
+        try:
+            return self._retry("cannot clean up uploads in", run)
+        except Exception as exc:
+            self._config_or_raise(exc, "cannot clean up uploads in")
+            raise
