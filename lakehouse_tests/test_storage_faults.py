@@ -161,6 +161,29 @@ def test_vanished_raw_files_never_replace_a_published_hour(local_storage, catalo
     assert materialization_metadata(allowed, ODS_TABLE)["rows_out"].value == 0
 
 
+def test_allowing_a_shrink_by_run_config_from_the_cli(tmp_path):
+    work = project_dir(tmp_path)
+    env = subprocess_env(DAGSTER_HOME=str(work))
+    raw = LakehouseStorage(raw_url=str(work / "data" / "raw")).raw(create=True)
+    report = write_sample_data(raw, start=HOUR.start, vehicles=4, interval_s=120)
+    command = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+               "--partition", HOUR.key]  # fmt: skip
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*command, *extra], cwd=work, env=env, capture_output=True, text=True, timeout=180
+        )
+
+    assert run().returncode == 0
+    os.remove(raw.path(report.files[0]))
+    refused = run()
+    assert refused.returncode != 0
+    assert "1 raw file(s) it was built from are gone" in refused.stdout + refused.stderr
+    config = {"ops": {ODS_TABLE: {"config": {"allow_shrink": True}}}}
+    allowed = run("--config-json", json.dumps(config))
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+
+
 def test_an_hour_turned_unreadable_never_replaces_good_data(local_storage, catalog):
     """Every file now quarantined: the published rows stay; the verdicts are reported."""
     report = write_sample_data(local_storage.raw(), start=HOUR.start, vehicles=5, interval_s=60)

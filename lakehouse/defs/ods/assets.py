@@ -3,6 +3,7 @@
 import json
 
 import dagster as dg
+from pydantic import Field
 
 from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK, SCHEMA_CHECK
 from lakehouse.defs.ods.ingest import (
@@ -29,6 +30,16 @@ from lakehouse.warehouse.partition_store import sweep_staging
 ALLOW_SHRINK_TAG = "lakehouse/allow_shrink"
 
 
+class OdsRunConfig(dg.Config):
+    """What a run of the ODS hour may do beyond the defaults."""
+
+    allow_shrink: bool = Field(
+        default=False,
+        description="Publish even if raw files the published hour was built from are gone, or "
+        f"the hour would become empty (same as the run tag {ALLOW_SHRINK_TAG}=true).",
+    )
+
+
 @dg.asset(
     name=ODS_TABLE,
     group_name="ods",
@@ -51,11 +62,15 @@ ALLOW_SHRINK_TAG = "lakehouse/allow_shrink"
     ],
 )
 def ods_vehicle_gps_raw(
-    context: dg.AssetExecutionContext, storage: LakehouseStorage, catalog: CatalogResource
+    context: dg.AssetExecutionContext,
+    config: OdsRunConfig,
+    storage: LakehouseStorage,
+    catalog: CatalogResource,
 ) -> dg.MaterializeResult:
     """Raw GPS reports of one arrival hour; junk skipped, unreadable files quarantined."""
     partition = HourPartition.from_key(context.partition_key)
-    allow_shrink = context.run.tags.get(ALLOW_SHRINK_TAG, "").lower() == "true"
+    tagged = context.run.tags.get(ALLOW_SHRINK_TAG, "").lower() == "true"
+    allow_shrink = config.allow_shrink or tagged
     with storage_faults_handled(context):
         raw, warehouse = storage.raw(), storage.warehouse()
         require_raw_dataset(raw)

@@ -185,7 +185,8 @@ def check_replacement(previous: dict | None, hour: StagedHour, allowed: bool) ->
         raise ReplacementRefused(
             f"{ODS_TABLE} {previous.get('partition', '')}: not replaced because "
             + "; ".join(problems)
-            + ". If this is intended, re-run with the run tag lakehouse/allow_shrink=true."
+            + ". If this is intended, re-run with the run tag lakehouse/allow_shrink=true (or "
+            "the ods_vehicle_gps_raw op config allow_shrink: true)."
         )
 
 
