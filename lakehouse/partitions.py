@@ -23,7 +23,11 @@ hourly_partitions = dg.HourlyPartitionsDefinition(
     start_date=PARTITION_START, timezone="UTC", end_offset=1
 )
 
+# A day is the `dt` of its 24 arrival hours (UTC), so daily tables line up with hourly ones.
+daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITION_START[:10], timezone="UTC")
+
 _KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}:00$")
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class BadPartitionKey(ValueError):
@@ -76,3 +80,36 @@ class HourPartition:
     @property
     def end(self) -> datetime:
         return self.start + timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class DayPartition:
+    """One UTC day: the ``dt`` shared by its 24 arrival hours; the unit of the daily layers."""
+
+    start: datetime
+
+    @classmethod
+    def from_key(cls, key: str) -> DayPartition:
+        if not isinstance(key, str) or not _DAY_RE.match(key):
+            raise BadPartitionKey(f"partition key {key!r} is not a day of the form YYYY-MM-DD")
+        try:
+            return cls(datetime.strptime(key, "%Y-%m-%d"))
+        except ValueError as exc:
+            raise BadPartitionKey(f"partition key {key!r} is not a valid day: {exc}") from None
+
+    @property
+    def key(self) -> str:
+        return self.start.strftime("%Y-%m-%d")
+
+    @property
+    def dt(self) -> str:
+        return self.key
+
+    @property
+    def hive_path(self) -> str:
+        """Relative directory of the day inside a daily table: ``dt=YYYY-MM-DD``."""
+        return f"dt={self.dt}"
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=1)
