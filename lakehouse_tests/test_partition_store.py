@@ -114,7 +114,7 @@ def test_rematerializing_an_hour_is_idempotent(local_storage, catalog):
 
 
 def test_failed_rematerialization_leaves_published_layers(local_storage, catalog, monkeypatch):
-    from lakehouse.defs.dwd_ads import assets as dwd_ads_assets
+    from lakehouse.defs.hourly import assets as hourly_assets
     from lakehouse.sample_data import write_sample_data
 
     write_sample_data(local_storage.raw(), start=HOUR.start, vehicles=5, interval_s=60)
@@ -129,7 +129,7 @@ def test_failed_rematerialization_leaves_published_layers(local_storage, catalog
     def broken_query(source, stat_hour):
         return f"SELECT vin, error('engine died') AS stat_hour FROM {source}"
 
-    monkeypatch.setattr(dwd_ads_assets, "ads_sql", broken_query)
+    monkeypatch.setattr(hourly_assets, "ads_sql", broken_query)
     result = materialize_hour(local_storage, catalog, raise_on_error=False)
     assert not result.success
     # DWD and ADS publish together: ADS failing leaves DWD as it was, so they still agree.

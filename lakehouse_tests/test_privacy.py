@@ -15,7 +15,7 @@ from lakehouse.resources.engine import compute_engine
 from lakehouse.resources.spill import SPILL_PREFIX, remove_orphans
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sample_data import write_sample_data
-from lakehouse_tests.conftest import DAGSTER, HOUR, project_dir, subprocess_env
+from lakehouse_tests.conftest import HOUR, MATERIALIZE_HOURLY, project_dir, subprocess_env
 
 # One engine connection in a fresh process: where it spills, and how that folder looks.
 SPILL_PROBE = textwrap.dedent(
@@ -48,7 +48,7 @@ def test_a_cli_run_leaves_only_private_files(tmp_path, monkeypatch):
         LakehouseStorage().raw(create=True), start=HOUR.start, vehicles=5, interval_s=60
     )
     done = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+        [*MATERIALIZE_HOURLY,
          "--partition", HOUR.key],
         cwd=work, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip

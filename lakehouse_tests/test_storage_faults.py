@@ -26,8 +26,8 @@ from lakehouse.warehouse.partition_store import (
     sweep_staging,
 )
 from lakehouse_tests.conftest import (
-    DAGSTER,
     HOUR,
+    MATERIALIZE_HOURLY,
     S3_SECRET_KEY,
     materialization_metadata,
     materialize_hour,
@@ -110,7 +110,7 @@ def test_a_missing_raw_zone_is_a_configuration_error_not_an_empty_hour(tmp_path)
     env = subprocess_env(DAGSTER_HOME=str(work))
     raw = LakehouseStorage(raw_url=str(work / "data" / "raw")).raw(create=True)
     write_sample_data(raw, start=HOUR.start, vehicles=4, interval_s=120)
-    command = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+    command = [*MATERIALIZE_HOURLY,
                "--partition", HOUR.key]  # fmt: skip
     first = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=180)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -166,7 +166,7 @@ def test_allowing_a_shrink_by_run_config_from_the_cli(tmp_path):
     env = subprocess_env(DAGSTER_HOME=str(work))
     raw = LakehouseStorage(raw_url=str(work / "data" / "raw")).raw(create=True)
     report = write_sample_data(raw, start=HOUR.start, vehicles=4, interval_s=120)
-    command = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+    command = [*MATERIALIZE_HOURLY,
                "--partition", HOUR.key]  # fmt: skip
 
     def run(*extra: str) -> subprocess.CompletedProcess:
@@ -204,7 +204,7 @@ def test_credentials_in_run_config_are_refused_before_the_run_is_stored(tmp_path
     secret_url = f"s3://AKIALAKEHOUSE:{S3_SECRET_KEY}@bucket/raw"
     config = {"resources": {"storage": {"config": {"raw_url": secret_url}}}}
     done = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+        [*MATERIALIZE_HOURLY,
          "--partition", HOUR.key, "--config-json", json.dumps(config)],
         cwd=work, env=subprocess_env(DAGSTER_HOME=str(work)),
         capture_output=True, text=True, timeout=180,

@@ -2,3 +2,4 @@
 
 SCHEMA_CHECK = "pandera_schema"
 NO_QUARANTINED_FILES_CHECK = "no_quarantined_files"
+DAY_COMPLETE_CHECK = "all_hours_present"

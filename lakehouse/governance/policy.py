@@ -115,6 +115,8 @@ _SQL_TYPES = {
     "double": "DOUBLE",
     "bool": "BOOLEAN",
     "timestamp[us]": "TIMESTAMP",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
 }
 
 

@@ -11,9 +11,10 @@ import pandera.pyarrow as pa
 import pyarrow
 
 from lakehouse.rules import LAT_RANGE, LNG_RANGE, MAX_SPEED_KMH, NOT_BLANK_PATTERN
-from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
+from lakehouse.tables import ADS_TABLE, DWD_TABLE, DWS_TABLE, KPI_TABLE, ODS_TABLE
 
 STAT_HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}$"
+STAT_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
 class OdsVehicleGpsRaw(pa.DataFrameModel):
@@ -69,8 +70,41 @@ class AdsVehicleHourlyStat(pa.DataFrameModel):
         strict = True
 
 
+class AdsFleetHourlyKpi(pa.DataFrameModel):
+    """One row per hour: fleet counts and sums that are never negative, shares within [0, 1]."""
+
+    stat_hour: pyarrow.string() = pa.Field(nullable=False, str_matches=STAT_HOUR_PATTERN)
+    vehicles: pyarrow.int64() = pa.Field(nullable=False, ge=0)
+    total_distance: pyarrow.float64() = pa.Field(nullable=False, ge=0)
+    total_distance_haversine: pyarrow.float64() = pa.Field(nullable=False, ge=0)
+    avg_speed: pyarrow.float64() = pa.Field(nullable=True, ge=0, le=MAX_SPEED_KMH)
+    invalid_point_share: pyarrow.float64() = pa.Field(nullable=True, ge=0, le=1)
+
+    class Config:
+        strict = True
+
+
+class DwsVehicleDailyStat(pa.DataFrameModel):
+    """One row per vehicle and day; the day's hourly figures summed, its points counted."""
+
+    vin: pyarrow.string() = pa.Field(nullable=False, unique=True, str_contains=NOT_BLANK_PATTERN)
+    stat_date: pyarrow.string() = pa.Field(nullable=False, str_matches=STAT_DATE_PATTERN)
+    total_distance: pyarrow.float64() = pa.Field(nullable=False, ge=0)
+    total_distance_haversine: pyarrow.float64() = pa.Field(nullable=False, ge=0)
+    avg_speed: pyarrow.float64() = pa.Field(nullable=True, ge=0, le=MAX_SPEED_KMH)
+    max_speed: pyarrow.float64() = pa.Field(nullable=True, ge=0, le=MAX_SPEED_KMH)
+    active_hours: pyarrow.int32() = pa.Field(nullable=False, ge=0, le=24)
+    valid_points: pyarrow.int64() = pa.Field(nullable=False, ge=0)
+    invalid_points: pyarrow.int64() = pa.Field(nullable=False, ge=0)
+
+    class Config:
+        strict = True
+
+
 LAYER_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     ODS_TABLE: OdsVehicleGpsRaw,
     DWD_TABLE: DwdVehicleGps,
     ADS_TABLE: AdsVehicleHourlyStat,
+    KPI_TABLE: AdsFleetHourlyKpi,
+    DWS_TABLE: DwsVehicleDailyStat,
 }
