@@ -11,6 +11,8 @@ import dagster as dg
 
 from lakehouse.defs.dwd_ads.assets import dwd_and_ads_hour
 from lakehouse.defs.jobs import hourly_lakehouse_job
+from lakehouse.defs.ml.assets import ml_gps_training_set, speed_model
+from lakehouse.defs.ml.jobs import daily_ml_job
 from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.defs.share.assets import build_share_assets
@@ -58,9 +60,15 @@ def build_definitions(policy: AccessPolicy) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.map_asset_specs(
             lambda spec: with_masking_visible(policy, spec),
-            [ods_vehicle_gps_raw, dwd_and_ads_hour, *build_share_assets(policy)],
+            [
+                ods_vehicle_gps_raw,
+                dwd_and_ads_hour,
+                *build_share_assets(policy),
+                ml_gps_training_set,
+                speed_model,
+            ],
         ),
-        jobs=[hourly_lakehouse_job, share_remask_job],
+        jobs=[hourly_lakehouse_job, share_remask_job, daily_ml_job],
         sensors=[ods_datascan, build_policy_sensor(policy)],
         resources={
             "storage": storage_resource(storage),

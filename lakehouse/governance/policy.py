@@ -112,6 +112,7 @@ class AccessPolicy:
 
 _SQL_TYPES = {
     "string": "VARCHAR",
+    "int32": "INTEGER",
     "double": "DOUBLE",
     "bool": "BOOLEAN",
     "timestamp[us]": "TIMESTAMP",
