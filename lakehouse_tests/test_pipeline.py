@@ -12,6 +12,7 @@ import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 
+from lakehouse.defs.jobs import HOURLY_SELECTION
 from lakehouse.partitions import HourPartition
 from lakehouse.sample_data import write_sample_data
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
@@ -93,7 +94,15 @@ def test_cli_materializes_an_hour(tmp_path, monkeypatch):
 
     raw = LakehouseStorage().raw(create=True)
     write_sample_data(raw, start=HOUR.start, vehicles=5, interval_s=60)
-    args = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*"]
+    args = [
+        DAGSTER,
+        "asset",
+        "materialize",
+        "-m",
+        "lakehouse.definitions",
+        "--select",
+        HOURLY_SELECTION,
+    ]
     done = _run([*args, "--partition", HOUR.key], work, env)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = _ads_rows(LakehouseStorage().warehouse())
@@ -180,7 +189,8 @@ def test_cli_against_s3_never_leaks_the_secret(tmp_path, s3_bucket, s3_env):
     gen = _run(["lakehouse-generate", "--vehicles", "4", "--interval", "120", "--dirty"], work, env)
     assert gen.returncode == 0, gen.stderr
     done = _run(
-        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions",
+         "--select", HOURLY_SELECTION,
          "--partition", HOUR.key], work, env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -206,7 +216,8 @@ def test_a_failing_s3_run_does_not_leak_the_secret(tmp_path, s3_env, secret_in):
         LAKEHOUSE_WAREHOUSE_URL="s3://no-such-bucket-here/warehouse",
     )  # fmt: skip
     done = _run(
-        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions",
+         "--select", HOURLY_SELECTION,
          "--partition", HOUR.key], work, env,
     )  # fmt: skip
     assert done.returncode != 0

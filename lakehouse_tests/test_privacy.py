@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from lakehouse.defs.jobs import HOURLY_SELECTION
 from lakehouse.resources.engine import compute_engine
 from lakehouse.resources.spill import SPILL_PREFIX, remove_orphans
 from lakehouse.resources.storage import LakehouseStorage
@@ -48,7 +49,8 @@ def test_a_cli_run_leaves_only_private_files(tmp_path, monkeypatch):
         LakehouseStorage().raw(create=True), start=HOUR.start, vehicles=5, interval_s=60
     )
     done = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions",
+         "--select", HOURLY_SELECTION,
          "--partition", HOUR.key],
         cwd=work, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lakehouse.defs.jobs import HOURLY_SELECTION
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sample_data import write_sample_data
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
@@ -110,7 +111,8 @@ def test_a_missing_raw_zone_is_a_configuration_error_not_an_empty_hour(tmp_path)
     env = subprocess_env(DAGSTER_HOME=str(work))
     raw = LakehouseStorage(raw_url=str(work / "data" / "raw")).raw(create=True)
     write_sample_data(raw, start=HOUR.start, vehicles=4, interval_s=120)
-    command = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+    command = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions",
+               "--select", HOURLY_SELECTION,
                "--partition", HOUR.key]  # fmt: skip
     first = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=180)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -166,7 +168,8 @@ def test_allowing_a_shrink_by_run_config_from_the_cli(tmp_path):
     env = subprocess_env(DAGSTER_HOME=str(work))
     raw = LakehouseStorage(raw_url=str(work / "data" / "raw")).raw(create=True)
     report = write_sample_data(raw, start=HOUR.start, vehicles=4, interval_s=120)
-    command = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+    command = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions",
+               "--select", HOURLY_SELECTION,
                "--partition", HOUR.key]  # fmt: skip
 
     def run(*extra: str) -> subprocess.CompletedProcess:
@@ -204,7 +207,8 @@ def test_credentials_in_run_config_are_refused_before_the_run_is_stored(tmp_path
     secret_url = f"s3://AKIALAKEHOUSE:{S3_SECRET_KEY}@bucket/raw"
     config = {"resources": {"storage": {"config": {"raw_url": secret_url}}}}
     done = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select", "*",
+        [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions",
+         "--select", HOURLY_SELECTION,
          "--partition", HOUR.key, "--config-json", json.dumps(config)],
         cwd=work, env=subprocess_env(DAGSTER_HOME=str(work)),
         capture_output=True, text=True, timeout=180,
