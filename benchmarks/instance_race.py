@@ -20,9 +20,10 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from lakehouse.defs.jobs import HOURLY_SELECTION
+
 REPO = Path(__file__).resolve().parents[1]
 HOUR = "2025-09-17-23:00"
-HOURLY_ASSETS = "group:ods,group:dwd,group:ads,group:share"
 DATABASES = {
     "runs": "data/dagster/storage/history/runs.db",
     "event index": "data/dagster/storage/history/runs/index.db",
@@ -54,7 +55,7 @@ def trial(root: Path, index: int, init: bool) -> tuple[int, dict[str, int], str]
     materialize = ["dagster", "asset", "materialize", "-m", "lakehouse.definitions"]
     runs = [
         subprocess.Popen(
-            [*materialize, "--select", HOURLY_ASSETS, "--partition", HOUR],
+            [*materialize, "--select", HOURLY_SELECTION, "--partition", HOUR],
             cwd=work,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -14,6 +14,8 @@ from lakehouse.defs.dws.assets import dws_vehicle_daily_stat
 from lakehouse.defs.dws.schedules import nightly_batch, nightly_lakehouse_job
 from lakehouse.defs.hourly.assets import hourly_layers
 from lakehouse.defs.jobs import hourly_lakehouse_job
+from lakehouse.defs.ml.assets import ml_gps_training_set, speed_model
+from lakehouse.defs.ml.jobs import daily_ml_job
 from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.defs.share.assets import build_share_assets
@@ -66,9 +68,11 @@ def build_definitions(policy: AccessPolicy) -> dg.Definitions:
                 hourly_layers,
                 dws_vehicle_daily_stat,
                 *build_share_assets(policy),
+                ml_gps_training_set,
+                speed_model,
             ],
         ),
-        jobs=[hourly_lakehouse_job, nightly_lakehouse_job, share_remask_job],
+        jobs=[hourly_lakehouse_job, nightly_lakehouse_job, share_remask_job, daily_ml_job],
         schedules=[nightly_batch],
         sensors=[ods_datascan, build_policy_sensor(policy), lakehouse_automation],
         resources={

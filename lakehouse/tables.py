@@ -12,6 +12,8 @@ DWS_TABLE = "dws_vehicle_daily_stat"
 
 HOURLY_TABLES = (ODS_TABLE, DWD_TABLE, ADS_TABLE, KPI_TABLE)
 DAILY_TABLES = (DWS_TABLE,)
+# Daily, one file per split: <warehouse>/ml_gps_training_set/dt=YYYY-MM-DD/split=train|validation/
+ML_TRAINING_TABLE = "ml_gps_training_set"
 
 ODS_SCHEMA = pa.schema(
     [
@@ -73,10 +75,28 @@ DWS_SCHEMA = pa.schema(
     ]
 )
 
+# Per-point features of a day of DWD for the speed model. No raw VIN: vehicle_id is the policy's
+# salted hash of it. A NULL delta means "no previous point" (or, for delta_km, no valid location
+# at either end); see lakehouse.defs.ml.features.
+ML_TRAINING_SCHEMA = pa.schema(
+    [
+        pa.field("vehicle_id", pa.string(), nullable=False),
+        pa.field("seconds_since_midnight", pa.int32(), nullable=False),
+        pa.field("hour_of_day", pa.int32(), nullable=False),
+        pa.field("speed", pa.float64(), nullable=False),
+        pa.field("delta_seconds", pa.float64()),
+        pa.field("delta_km", pa.float64()),
+        pa.field("delta_speed", pa.float64()),
+        pa.field("loc_valid", pa.bool_(), nullable=False),
+        pa.field("target_next_speed", pa.float64(), nullable=False),
+    ]
+)
+
 TABLE_SCHEMAS = {
     ODS_TABLE: ODS_SCHEMA,
     DWD_TABLE: DWD_SCHEMA,
     ADS_TABLE: ADS_SCHEMA,
     KPI_TABLE: KPI_SCHEMA,
     DWS_TABLE: DWS_SCHEMA,
+    ML_TRAINING_TABLE: ML_TRAINING_SCHEMA,
 }

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from lakehouse.definitions import defs
+from lakehouse.defs.jobs import HOURLY_SELECTION
 from lakehouse.partitions import HourPartition
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.engine import compute_engine
@@ -32,9 +33,7 @@ from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
 from lakehouse_tests.fault_proxy import FaultProxy
 
 HOUR = HourPartition.from_key("2025-09-17-23:00")
-# What `dagster asset materialize --select` takes for an hour: the hourly job's groups (a select
-# of every asset would mix hourly and daily partitions, which one run cannot).
-HOURLY_ASSETS = "group:ods,group:dwd,group:ads,group:share"
+HOURLY_ASSETS = HOURLY_SELECTION
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = shutil.which("dagster")
 DAEMON = shutil.which("dagster-daemon")

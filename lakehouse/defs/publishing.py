@@ -11,7 +11,7 @@ partition with less data than it holds (ODS).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -100,12 +100,16 @@ def stage_query(
     table: str,
     partition: HourPartition | str,
     query: str,
+    options: str = PARQUET_OPTIONS,
 ) -> StagedPartition:
-    """Let DuckDB write the query's result to a staged file, then validate every row of it."""
+    """Let DuckDB write the query's result to a staged file, then validate every row of it.
+
+    ``options`` are the ``COPY`` options (a table may want smaller row groups or footer labels).
+    """
     validator = ChunkedSchemaValidator(table, LAYER_SCHEMAS[table])
     staged = StagedFile(zone, table, partition)
     try:
-        con.execute(f"COPY ({query}) TO {quote_literal(staged.local_path)} ({PARQUET_OPTIONS})")
+        con.execute(f"COPY ({query}) TO {quote_literal(staged.local_path)} ({options})")
         started = time.perf_counter()
         with failing_on_violation(table, _label(partition)):
             staged.validate(validator)
@@ -118,9 +122,15 @@ def stage_query(
 
 
 def publish(
-    staged: StagedPartition, catalog: CatalogResource, hourly: bool = True
+    staged: StagedPartition,
+    catalog: CatalogResource,
+    hourly: bool = True,
+    layout: Sequence[str] | None = None,
 ) -> PublishedPartition:
-    """Make a staged partition visible (one atomic step) and describe it for the run."""
+    """Make a staged partition visible (one atomic step) and describe it for the run.
+
+    ``layout`` names the table's hive folders when they are neither ``dt/hh`` nor ``dt``.
+    """
     try:
         written = staged.file.publish()
     finally:
@@ -135,7 +145,7 @@ def publish(
         "path": dg.MetadataValue.path(written.url),
         "bytes": written.bytes,
         "row_groups": written.row_groups,
-        "catalog_view": refresh_catalog_view(catalog, staged.zone, staged.table, hourly),
+        "catalog_view": refresh_catalog_view(catalog, staged.zone, staged.table, hourly, layout),
         "preview": preview(head),
     }
     check = dg.AssetCheckResult(
@@ -170,7 +180,11 @@ def failing_on_violation(table: str, label: str) -> Iterator[None]:
 
 
 def refresh_catalog_view(
-    catalog: CatalogResource, warehouse: Zone, table: str, hourly: bool = True
+    catalog: CatalogResource,
+    warehouse: Zone,
+    table: str,
+    hourly: bool = True,
+    layout: Sequence[str] | None = None,
 ) -> str:
     """Expose the table in the analysts' catalog; a failure is reported, never fatal.
 
@@ -178,7 +192,7 @@ def refresh_catalog_view(
     view is tried again by the table's next run.
     """
     try:
-        return ensure_view(catalog, warehouse, table, hourly=hourly)
+        return ensure_view(catalog, warehouse, table, hourly=hourly, layout=layout)
     except Exception as exc:  # the catalog is a convenience on top of the published data
         message = f"failed: {first_line(exc)}; tried again on the next run"
         dg.get_dagster_logger().warning(f"catalog view of {table} not refreshed: {message}")

@@ -112,10 +112,10 @@ class AccessPolicy:
 
 _SQL_TYPES = {
     "string": "VARCHAR",
+    "int32": "INTEGER",
     "double": "DOUBLE",
     "bool": "BOOLEAN",
     "timestamp[us]": "TIMESTAMP",
-    "int32": "INTEGER",
     "int64": "BIGINT",
 }
 

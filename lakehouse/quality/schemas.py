@@ -11,10 +11,20 @@ import pandera.pyarrow as pa
 import pyarrow
 
 from lakehouse.rules import LAT_RANGE, LNG_RANGE, MAX_SPEED_KMH, NOT_BLANK_PATTERN
-from lakehouse.tables import ADS_TABLE, DWD_TABLE, DWS_TABLE, KPI_TABLE, ODS_TABLE
+from lakehouse.tables import (
+    ADS_TABLE,
+    DWD_TABLE,
+    DWS_TABLE,
+    KPI_TABLE,
+    ML_TRAINING_TABLE,
+    ODS_TABLE,
+)
 
 STAT_HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}$"
 STAT_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# A SHA-256 as DuckDB spells it: 64 lower-case hex digits. A raw VIN never matches.
+HASHED_ID_PATTERN = r"^[0-9a-f]{64}$"
+SECONDS_PER_DAY = 86_400
 
 
 class OdsVehicleGpsRaw(pa.DataFrameModel):
@@ -101,10 +111,52 @@ class DwsVehicleDailyStat(pa.DataFrameModel):
         strict = True
 
 
+class MlGpsTrainingSet(pa.DataFrameModel):
+    """Per-point features and next-point speed: hashed ids only, finite numbers in range."""
+
+    vehicle_id: pyarrow.string() = pa.Field(nullable=False, str_matches=HASHED_ID_PATTERN)
+    seconds_since_midnight: pyarrow.int32() = pa.Field(nullable=False, ge=0, le=SECONDS_PER_DAY - 1)
+    hour_of_day: pyarrow.int32() = pa.Field(nullable=False, ge=0, le=23)
+    speed: pyarrow.float64() = pa.Field(nullable=False, ge=0, le=MAX_SPEED_KMH)
+    delta_seconds: pyarrow.float64() = pa.Field(nullable=True, ge=0)
+    delta_km: pyarrow.float64() = pa.Field(nullable=True, ge=0)
+    delta_speed: pyarrow.float64() = pa.Field(nullable=True, ge=-MAX_SPEED_KMH, le=MAX_SPEED_KMH)
+    loc_valid: pyarrow.bool_() = pa.Field(nullable=False)
+    target_next_speed: pyarrow.float64() = pa.Field(nullable=False, ge=0, le=MAX_SPEED_KMH)
+
+    class Config:
+        strict = True
+
+    @pa.dataframe_check(native=False, error="hour_of_day must be seconds_since_midnight // 3600")
+    @classmethod
+    def hour_matches_seconds(cls, frame: nw.DataFrame) -> nw.Expr:
+        return nw.col("hour_of_day") == nw.col("seconds_since_midnight") // 3600
+
+    @pa.dataframe_check(native=False, error="deltas must be finite (NULL only when unknown)")
+    @classmethod
+    def deltas_finite(cls, frame: nw.DataFrame) -> nw.Expr:
+        # ge/le alone would let +inf through delta_seconds and delta_km.
+        return nw.col("delta_seconds").is_finite().fill_null(True) & nw.col(
+            "delta_km"
+        ).is_finite().fill_null(True)
+
+    @pa.dataframe_check(
+        native=False,
+        error="a point without a previous one has no deltas; delta_km needs a valid location",
+    )
+    @classmethod
+    def deltas_consistent(cls, frame: nw.DataFrame) -> nw.Expr:
+        first = nw.col("delta_seconds").is_null()
+        same_first = first == nw.col("delta_speed").is_null()
+        km_known = ~nw.col("delta_km").is_null()
+        return same_first & ~(first & km_known) & (~km_known | nw.col("loc_valid"))
+
+
 LAYER_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     ODS_TABLE: OdsVehicleGpsRaw,
     DWD_TABLE: DwdVehicleGps,
     ADS_TABLE: AdsVehicleHourlyStat,
     KPI_TABLE: AdsFleetHourlyKpi,
     DWS_TABLE: DwsVehicleDailyStat,
+    ML_TRAINING_TABLE: MlGpsTrainingSet,
 }

@@ -55,22 +55,28 @@ class WrittenPartition:
     row_groups: int
 
 
-def partition_relpath(table: str, partition: HourPartition | str) -> str:
+def partition_relpath(
+    table: str, partition: HourPartition | str, name: str = PARTITION_FILE
+) -> str:
     """``<table>/dt=.../hh=.../part-0.parquet``; a daily partition passes its ``dt=...`` path."""
     hive = partition if isinstance(partition, str) else partition.hive_path
-    return posixpath.join(table, hive, PARTITION_FILE)
+    return posixpath.join(table, hive, name)
 
 
 class StagedFile:
     """A local file for one partition: written, then validated, then published atomically.
 
-    Use as a context manager; whatever happens, the local file is gone afterwards.
+    Use as a context manager; whatever happens, the local file is gone afterwards. ``name`` is
+    the published file's name: ``part-0.parquet``, or another file kept with a partition (a
+    model), published with :meth:`put`.
     """
 
-    def __init__(self, zone: Zone, table: str, partition: HourPartition | str):
+    def __init__(
+        self, zone: Zone, table: str, partition: HourPartition | str, name: str = PARTITION_FILE
+    ):
         self.zone, self.table = zone, table
-        self.final_key = partition_relpath(table, partition)
-        name = f"{uuid.uuid4().hex}.parquet"
+        self.final_key = partition_relpath(table, partition, name)
+        name = f"{uuid.uuid4().hex}{posixpath.splitext(name)[1]}"
         if zone.is_local:
             folder = zone.path(STAGING_DIR, table)
             os.makedirs(folder, exist_ok=True)
@@ -101,11 +107,13 @@ class StagedFile:
         """Make the written file the partition, in one visible step."""
         metadata = pq.read_metadata(self.local_path)
         size = os.path.getsize(self.local_path)
+        url = self.put()
+        return WrittenPartition(url, metadata.num_rows, size, metadata.num_row_groups)
+
+    def put(self) -> str:
+        """Make the written file (of any format) the published one, in one visible step."""
         self.zone.put_file(self.local_path, self.final_key)
-        final = self.zone.path(self.final_key)
-        return WrittenPartition(
-            self.zone.display(final), metadata.num_rows, size, metadata.num_row_groups
-        )
+        return self.zone.display(self.zone.path(self.final_key))
 
 
 def write_partition(

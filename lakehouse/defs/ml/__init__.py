@@ -1,0 +1,1 @@
+"""The ML layer: the daily GPS training set and the speed model trained on it."""
