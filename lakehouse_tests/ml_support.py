@@ -21,8 +21,8 @@ from types import ModuleType
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
-from lakehouse.defs.dwd_ads.assets import dwd_and_ads_hour
 
+from lakehouse.defs.hourly.assets import hourly_layers
 from lakehouse.defs.ml.assets import ml_gps_training_set, speed_model
 from lakehouse.partitions import HourPartition
 from lakehouse.resources.catalog import CatalogResource
@@ -202,7 +202,7 @@ def materialize_ml(
     DWD is part of the graph, unselected, so the training set's partition mapping applies.
     """
     return dg.materialize(
-        [dwd_and_ads_hour, ml_gps_training_set, speed_model],
+        [hourly_layers, ml_gps_training_set, speed_model],
         selection=list(selection),
         partition_key=day,
         resources=lakehouse_resources(storage, catalog),
