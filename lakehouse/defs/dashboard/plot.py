@@ -181,9 +181,13 @@ def _map_panel(sub: SubFigure, series: FleetSeries) -> None:
         ax.set_xlabel("longitude (°E)", fontsize=BASE_FONT)
         ax.set_ylabel("latitude (°N)", fontsize=BASE_FONT)
         ax.grid(alpha=0.25)
+        shown = (
+            f"all {positions.num_rows:,} shown"
+            if positions.num_rows == series.valid_positions
+            else f"{positions.num_rows:,} of {series.valid_positions:,} shown (uniform sample)"
+        )
         ax.set_title(
-            f"Valid positions, {series.positions_hour}:00 to :59 UTC\n"
-            f"{positions.num_rows:,} of {series.valid_positions:,} shown (uniform sample)",
+            f"Valid positions, {series.positions_hour}:00 to :59 UTC\n{shown}",
             fontsize=BASE_FONT + 0.5,
         )
     else:
