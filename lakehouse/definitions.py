@@ -10,6 +10,7 @@ code server and run worker loads this module before it writes any data.
 import dagster as dg
 
 from lakehouse.defs.automation import lakehouse_automation
+from lakehouse.defs.dashboard.assets import fleet_dashboard
 from lakehouse.defs.dws.assets import dws_vehicle_daily_stat
 from lakehouse.defs.dws.schedules import nightly_batch, nightly_lakehouse_job
 from lakehouse.defs.hourly.assets import hourly_layers
@@ -67,6 +68,7 @@ def build_definitions(policy: AccessPolicy) -> dg.Definitions:
                 ods_vehicle_gps_raw,
                 hourly_layers,
                 dws_vehicle_daily_stat,
+                fleet_dashboard,
                 *build_share_assets(policy),
                 ml_gps_training_set,
                 speed_model,
