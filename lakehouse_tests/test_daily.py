@@ -27,6 +27,7 @@ from lakehouse.defs.dws.schedules import day_ended_before, nightly_batch
 from lakehouse.partitions import DayPartition, HourPartition
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.storage import LakehouseStorage
+from lakehouse.sample_data import write_sample_data
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, DWS_TABLE, KPI_TABLE, ODS_SCHEMA
 from lakehouse.warehouse.partition_store import partition_relpath
 from lakehouse_tests.conftest import (
@@ -255,30 +256,48 @@ def test_the_nightly_schedule_builds_the_day_that_ended(tick, expected):
 
 
 def test_the_nightly_chain_from_the_cli(tmp_path: Path):
-    """As an operator would: two hours by the hourly job, then the day by the nightly job."""
+    """As an operator would: a generated day's hours land, then `dagster job execute` runs the
+    nightly job (DWS, dashboard, ML training set and model) in its own process."""
     work = project_dir(tmp_path)
-    env = subprocess_env(DAGSTER_HOME=str(work))
-    raw = LakehouseStorage(raw_url=str(work / "data" / "raw")).raw(create=True)
-    hours = (HOURS[8], HOURS[9])
-    for hour in hours:
-        write_raw(raw, "part.parquet", _table(_rows(hour)), hour)
-    base = [DAGSTER, "job", "execute", "-m", "lakehouse.definitions", "-j"]
-
-    def run(job: str, partition: str) -> None:
-        tags = json.dumps({"dagster/partition": partition})
-        done = subprocess.run(
-            [*base, job, "--tags", tags], cwd=work, env=env,
-            capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-
-    for hour in hours:
-        run("hourly_lakehouse_job", hour.key)
-    run("nightly_lakehouse_job", DAY.key)
-    storage = LakehouseStorage(warehouse_url=str(work / "data" / "warehouse"))
-    _assert_matches(_dws(storage), daily_reference({h.key: _rows(h) for h in hours}))
+    env = subprocess_env(DAGSTER_HOME=str(work), LAKEHOUSE_MASKING_SALT="nightly-test-salt")
+    storage = LakehouseStorage(
+        raw_url=str(work / "data" / "raw"), warehouse_url=str(work / "data" / "warehouse")
+    )
+    write_sample_data(
+        storage.raw(create=True), start=DAY.start, hours=24, vehicles=30, interval_s=60, seed=3
+    )
+    catalog = CatalogResource(path=str(work / "data" / "catalog.duckdb"))
+    hourly = defs.resolve_job_def("hourly_lakehouse_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        for hour in HOURS:
+            assert hourly.execute_in_process(
+                partition_key=hour.key,
+                resources=lakehouse_resources(storage, catalog),
+                instance=instance,
+            ).success
+    done = subprocess.run(
+        [DAGSTER, "job", "execute", "-m", "lakehouse.definitions", "-j", "nightly_lakehouse_job",
+         "--tags", json.dumps({"dagster/partition": DAY.key})],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    warehouse = storage.warehouse()
+    with duckdb.connect() as con:
+        dws = warehouse.path(partition_relpath(DWS_TABLE, DAY.hive_path))
+        ads = warehouse.path(ADS_TABLE, f"dt={DAY.key}", "hh=*", "part-0.parquet")
+        (vehicles, daily_km, hours), (hourly_km,) = (
+            con.sql(
+                f"SELECT count(*), sum(total_distance), sum(active_hours) FROM '{dws}'"
+            ).fetchall()[0],
+            con.sql(f"SELECT sum(total_distance) FROM '{ads}'").fetchall()[0],
+        )
+    assert (vehicles, hours) == (30, 30 * 24)
+    assert daily_km == pytest.approx(hourly_km, rel=1e-12)  # daily and hourly reconcile
+    for built in (
+        f"ml_gps_training_set/dt={DAY.key}/split=train/part-0.parquet",
+        f"ml_speed_model/dt={DAY.key}/speed_model.pt",
+        "_dashboards/fleet_dashboard.png",
+    ):
+        assert warehouse.exists(built), built
     with duckdb.connect(str(work / "data" / "catalog.duckdb"), read_only=True) as con:
-        assert con.sql(f"SELECT count(*), min(stat_date) FROM {DWS_TABLE}").fetchall() == [
-            (3, DAY.key)
-        ]
-        assert con.sql(f"SELECT count(*) FROM {KPI_TABLE}").fetchall() == [(2,)]
+        assert con.sql(f"SELECT count(*) FROM {DWS_TABLE}").fetchall() == [(30,)]
