@@ -10,14 +10,14 @@ import duckdb
 
 from benchmarks.baseline_cli import parse_baseline_args
 from lakehouse.defs.ads.transform import ads_sql
-from lakehouse.defs.dwd.transform import dwd_sql
+from lakehouse.defs.dwd.transform import classified_sql, dwd_sql
 from lakehouse.sql_text import quote_literal
 
 
 def main() -> None:
     files, stat_hour, out = parse_baseline_args(__doc__)
     source = "read_parquet([" + ", ".join(quote_literal(f) for f in files) + "])"
-    query = ads_sql(f"({dwd_sql(source, ordered=False)})", stat_hour)
+    query = ads_sql(f"({dwd_sql(f'({classified_sql(source)})')})", stat_hour)
     with duckdb.connect() as con:
         con.execute(f"COPY ({query}) TO {quote_literal(out)} (FORMAT parquet)")
 

@@ -41,7 +41,11 @@ def _row(**overrides) -> dict:
 
 
 def _read(storage, table: str) -> list[dict]:
-    return pq.read_table(storage.warehouse().path(partition_relpath(table, HOUR))).to_pylist()
+    """The published hour's rows; DWD (written unordered) in its natural key order."""
+    rows = pq.read_table(storage.warehouse().path(partition_relpath(table, HOUR))).to_pylist()
+    if table == DWD_TABLE:
+        rows.sort(key=lambda r: (r["vin"], r["event_time"]))
+    return rows
 
 
 def _run(storage, catalog):

@@ -67,10 +67,10 @@ def _read(warehouse, table):
 
 def test_dwd_rows_are_cleaned_parsed_flagged_and_deduplicated(tiny_hour):
     warehouse, _ = tiny_hour
-    rows = [
+    rows = sorted(
         (r["vin"], r["event_time"], r["lng"], r["lat"], r["speed"], r["loc_valid"])
         for r in _read(warehouse, DWD_TABLE)
-    ]
+    )
     ts = datetime.fromisoformat
     assert rows == [
         ("VIN001", ts(T0), 120.00, 30.00, 10.0, True),

@@ -18,7 +18,7 @@ from dagster_duckdb import DuckDBResource
 from lakehouse.defs.ads.fleet_kpi import fleet_kpi_sql
 from lakehouse.defs.ads.transform import ads_sql
 from lakehouse.defs.checks import SCHEMA_CHECK
-from lakehouse.defs.dwd.transform import DwdDropCounts, count_drops, dwd_sql
+from lakehouse.defs.dwd.transform import DwdDropCounts, classified_sql, count_drops, dwd_sql
 from lakehouse.defs.publishing import PublishedPartition, StagedPartition, publish, stage_query
 from lakehouse.defs.retries import storage_faults_handled
 from lakehouse.partitions import HourPartition, hourly_partitions
@@ -108,8 +108,12 @@ def hourly_layers(
         try:
             if DWD_KEY in selected:
                 ods = source(ODS_TABLE, dg.AssetKey(ODS_TABLE))
-                drops = count_drops(con, ods)
-                staged[DWD_KEY] = _stage(warehouse, con, DWD_TABLE, partition, dwd_sql(ods))
+                # Parse and classify every row once; both the counts and DWD read the result.
+                con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified_sql(ods)}")
+                drops = count_drops(con, "classified")
+                query = dwd_sql("classified")
+                staged[DWD_KEY] = _stage(warehouse, con, DWD_TABLE, partition, query)
+                con.execute("DROP TABLE classified")
             if ADS_KEY in selected:
                 dwd = source(DWD_TABLE, DWD_KEY)
                 valid = con.sql(f"SELECT count(*) FROM {dwd} WHERE loc_valid").fetchall()
