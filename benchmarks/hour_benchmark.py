@@ -1,27 +1,40 @@
-"""One hour of a fleet through three implementations, each its own process, side by side.
+"""An hour of a fleet through the project and its floors and peers, each as its own process.
 
-    python benchmarks/hour_benchmark.py                      # 1M, 3M and 11M rows, 3 runs each
-    python benchmarks/hour_benchmark.py --vehicles 30000 --runs 5
+    python -m benchmarks.hour_benchmark                         # 3.7M, 11M, 33M rows; Parquet
+    python -m benchmarks.hour_benchmark --formats parquet orc --runs 5
+    python -m benchmarks.hour_benchmark --vehicles 10000 --peers pandas polars --consumers
 
-For every size it generates the hour with the project's own seeded generator (Parquet, 4 files,
-dirty), then runs after one warm-up: the bare DuckDB query (``baseline_duckdb.py``), the
-hand-written pandas version (``baseline_pandas.py``), and the real Dagster materialisation of
-ODS -> DWD -> ADS from the CLI. It prints median wall time, rows/s, peak RSS, the ratio to the
-bare query, the materialisation's own time and validation share (from the run's event log), and
-the largest difference between the three ADS results.
+For each size it generates the hour with the project's seeded generator (4 files, dirty; one
+report every 10 s, so 10,000 vehicles are about 3.7M rows), then times, after one warm-up, each
+method as a whole process (wall seconds, peak RSS from the kernel):
+
+- **engine floor**: one bare DuckDB process reading the raw files and writing DWD and ADS with
+  the project's SQL (``benchmarks/engine_floor.py``);
+- **Dagster floor**: ``dagster asset materialize`` of two hourly assets that do nothing
+  (``benchmarks/dagster_floor.py``), on the project's instance configuration;
+- **project**: ``dagster asset materialize -m lakehouse.definitions --select
+  '*ads_vehicle_hourly_stat' --partition <hour>``: ODS -> DWD -> ADS with the real resources,
+  checks, atomic publishes and metadata;
+- **peers** (optional): the same DWD and ADS in pandas and in polars.
+
+It prints medians, rows/s, peak RSS, the project's ratio to (engine floor + Dagster floor), its
+microseconds per row, where its seconds go (each step, from the run's event log), and the
+largest ADS difference between the methods; with ``--consumers``, what the masked share, the
+fleet KPIs, DWS, the dashboard and the ML training set cost for the hour. It writes the figures
+to ``--json`` and a plot of seconds and peak RSS against rows to ``--plot``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -30,188 +43,284 @@ import pyarrow.parquet as pq
 from lakehouse.partitions import HourPartition
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sample_data import write_sample_data
-from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
+from lakehouse.tables import ADS_TABLE, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
 
 REPO = Path(__file__).resolve().parents[1]
 HOUR = HourPartition.from_key("2025-09-17-23:00")
-DEFAULT_FLEETS = (2750, 8300, 30000)  # about 1M, 3M and 11M rows at one report per 10 s
-ADS_COLUMNS = ("total_distance", "total_distance_haversine", "avg_speed")
-LAYERS = (ODS_TABLE, DWD_TABLE, ADS_TABLE)  # the layers only: shares are not part of the race
+DEFAULT_FLEETS = (10_000, 30_000, 90_000)  # about 3.7M, 11M and 33M rows
+ADS_NUMBERS = ("total_distance", "total_distance_haversine", "avg_speed")
+# What each consumer is, as a CLI selection and its partition (the hour, or its day).
+CONSUMERS = {
+    "share (thirdparty, DWD+ADS)": ("group:share", HOUR.key),
+    "fleet KPIs": ("ads_fleet_hourly_kpi", HOUR.key),
+    "DWS (the day, 1 hour)": ("dws_vehicle_daily_stat", HOUR.dt),
+    "dashboard": ("fleet_dashboard", None),
+    "ML training set (the day)": ("ml_gps_training_set", HOUR.dt),
+}
 
 
 @dataclass
-class Measured:
-    """Repeated runs of one method on one hour."""
+class Method:
+    """Repeated whole-process runs of one method on one hour."""
 
-    method: str
+    name: str
     rows: int
+    fmt: str
     walls: list[float] = field(default_factory=list)
-    rss_kib: list[int] = field(default_factory=list)
-    materialise: list[float] = field(default_factory=list)
-    validation: list[float] = field(default_factory=list)
-    ads_path: Path | None = None
+    rss_mib: list[float] = field(default_factory=list)
+    steps: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def wall(self) -> float:
         return statistics.median(self.walls)
 
-
-def run_process(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one process and the children it waited for."""
-    with log.open("w") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd[:4])} failed ({proc.returncode}); see {log}")
-    return wall, usage.ru_maxrss
+    @property
+    def rss(self) -> float:
+        return max(self.rss_mib)
 
 
-def run_events(home: Path) -> tuple[float, float]:
-    """(first step start -> run success, validation seconds) of the newest run in ``home``."""
+# Started from a small, fresh interpreter: a child forked from this (large) process would count
+# this process's pages in its own peak RSS. Prints "<wall seconds> <peak KiB>" of the command.
+LAUNCHER = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(proc.pid, 0)
+print(time.perf_counter() - started, usage.ru_maxrss, file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one process, as the kernel accounts them."""
+    with log.open("a") as out:
+        done = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, *cmd], env=env, cwd=REPO, stdout=out,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        out.write(done.stderr)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:6])} failed; see {log}")
+    wall, kib = done.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(kib) / 1024
+
+
+def step_seconds(home: Path) -> dict[str, float]:
+    """Seconds per step of the newest run in ``home``, from its event log."""
     os.environ["DAGSTER_HOME"] = str(home)
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
         run = instance.get_runs(limit=1)[0]
-        starts, success, validation = [], [], 0.0
+        starts: dict[str, float] = {}
+        seconds: dict[str, float] = {}
         for record in instance.all_logs(run.run_id):
             event = record.dagster_event
-            if event is None:
+            if event is None or event.step_key is None:
                 continue
             if event.event_type == dg.DagsterEventType.STEP_START:
-                starts.append(record.timestamp)
-            elif event.event_type == dg.DagsterEventType.RUN_SUCCESS:
-                success.append(record.timestamp)
-            elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-                seconds = event.event_specific_data.metadata.get("validation_seconds")
-                validation += seconds.value if seconds is not None else 0.0
-    return success[-1] - min(starts), validation
+                starts[event.step_key] = record.timestamp
+            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+                seconds[event.step_key] = record.timestamp - starts[event.step_key]
+    return seconds
 
 
-def max_ads_difference(results: list[Measured]) -> float:
-    """Largest absolute difference of any ADS number between the methods, joined on vin."""
-    tables = [pq.read_table(r.ads_path).to_pandas().set_index("vin").sort_index() for r in results]
-    first = tables[0]
-    worst = 0.0
-    for other in tables[1:]:
-        if list(other.index) != list(first.index):
-            return float("inf")
-        for column in ADS_COLUMNS:
-            worst = max(worst, float((first[column] - other[column]).abs().max()))
-    return worst
+def instance_home(folder: Path) -> Path:
+    """A DAGSTER_HOME with the project's instance configuration, its storage inside."""
+    home = folder / "dagster_home"
+    if not home.exists():
+        home.mkdir(parents=True)
+        config = (REPO / "dagster.yaml").read_text().replace("data/dagster", f"{home}/data")
+        (home / "dagster.yaml").write_text(config)
+    return home
 
 
-def bench_fleet(vehicles: int, runs: int, work: Path) -> list[Measured]:
-    size_dir = work / f"fleet-{vehicles}"
-    shutil.rmtree(size_dir, ignore_errors=True)
-    raw_url, warehouse_url = size_dir / "raw", size_dir / "warehouse"
+def generate(folder: Path, vehicles: int, fmt: str) -> tuple[int, Path]:
+    raw = folder / "raw"
     report = write_sample_data(
-        LakehouseStorage(raw_url=str(raw_url)).raw(create=True),
+        LakehouseStorage(raw_url=str(raw)).raw(create=True),
         start=datetime(2025, 9, 17, 23),
         vehicles=vehicles,
         interval_s=10,
         files_per_hour=4,
-        file_format="parquet",
+        file_format=fmt,
         dirty=True,
         seed=7,
     )
-    rows = report.total_rows
-    hour_dir = raw_url / ODS_TABLE / HOUR.hive_path
-    home = size_dir / "dagster_home"
-    home.mkdir()
-    config = (REPO / "dagster.yaml").read_text().replace("data/dagster", f"{home}/data")
-    (home / "dagster.yaml").write_text(config)
+    return report.total_rows, raw
+
+
+def bench(
+    vehicles: int, fmt: str, runs: int, peers: list[str], consumers: bool, work: Path
+) -> tuple[list[Method], dict[str, float]]:
+    folder = work / f"{fmt}-{vehicles}"
+    shutil.rmtree(folder, ignore_errors=True)
+    rows, raw = generate(folder, vehicles, fmt)
+    home = instance_home(folder)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "LAKEHOUSE_RAW_URL": str(raw_url),
-        "LAKEHOUSE_WAREHOUSE_URL": str(warehouse_url),
-        "LAKEHOUSE_CATALOG_PATH": str(size_dir / "catalog.duckdb"),
+        "LAKEHOUSE_RAW_URL": str(raw),
+        "LAKEHOUSE_WAREHOUSE_URL": str(folder / "warehouse"),
+        "LAKEHOUSE_CATALOG_PATH": str(folder / "catalog.duckdb"),
+        "LAKEHOUSE_MASKING_SALT": os.environ.get("LAKEHOUSE_MASKING_SALT", "benchmark-salt"),
     }
-    baseline_args = ["--raw-hour-dir", str(hour_dir), "--stat-hour", HOUR.stat_hour, "--out"]
     dagster = shutil.which("dagster") or "dagster"
-    methods = {
-        "bare duckdb": [sys.executable, "-m", "benchmarks.baseline_duckdb", *baseline_args],
-        "pandas": [sys.executable, "-m", "benchmarks.baseline_pandas", *baseline_args],
-        "dagster": [
-            *(dagster, "asset", "materialize", "-m", "lakehouse.definitions"),
-            *("--select", ",".join(LAYERS), "--partition", HOUR.key),
-        ],
+    peer_args = ["--raw-hour-dir", str(raw / ODS_TABLE / HOUR.hive_path),
+                 "--stat-hour", HOUR.stat_hour, "--out-dir"]  # fmt: skip
+    materialize = [dagster, "asset", "materialize", "--partition", HOUR.key, "-m"]
+    engine = [sys.executable, "-m", "benchmarks.engine_floor", *peer_args, str(folder / "engine")]
+    commands = {
+        "engine floor": engine,
+        "dagster floor": [*materialize, "benchmarks.dagster_floor", "--select", "*"],
+        "project": [*materialize, "lakehouse.definitions", "--select", f"*{ADS_TABLE}"],
     }
-    results = []
-    for method, cmd in methods.items():
-        measured = Measured(method, rows)
-        if method == "dagster":
-            measured.ads_path = warehouse_url / partition_relpath(ADS_TABLE, HOUR)
-        else:
-            measured.ads_path = size_dir / f"ads-{method.replace(' ', '_')}.parquet"
-            cmd = [*cmd, str(measured.ads_path)]
-        for attempt in range(runs + 1):
-            wall, rss = run_process(cmd, env, size_dir / f"{method.replace(' ', '_')}.log")
+    for peer in peers:
+        commands[peer] = [sys.executable, "-m", f"benchmarks.baseline_{peer}", *peer_args,
+                          str(folder / peer)]  # fmt: skip
+    methods = []
+    # Interleaved (A B C A B C ...) so drift in the machine's speed hits every method alike.
+    measured = {name: Method(name, rows, fmt) for name in commands}
+    for attempt in range(runs + 1):
+        for name, cmd in commands.items():
+            wall, rss = timed(cmd, env, folder / f"{name.replace(' ', '_')}.log")
             if attempt == 0:
                 continue  # warm-up: file cache, imports, instance storage
-            measured.walls.append(wall)
-            measured.rss_kib.append(rss)
-            if method == "dagster":
-                materialise, validation = run_events(home)
-                measured.materialise.append(materialise)
-                measured.validation.append(validation)
-        results.append(measured)
-        print(f"  {method:<12} {rows:>11,} rows  median {measured.wall:6.2f} s", flush=True)
-    return results
+            measured[name].walls.append(wall)
+            measured[name].rss_mib.append(rss)
+            if name == "project":
+                for step, seconds in step_seconds(home).items():
+                    measured[name].steps.setdefault(step, []).append(seconds)
+    methods = list(measured.values())
+    for method in methods:
+        print(f"  {fmt:<8} {method.name:<14} {rows:>12,} rows  median {method.wall:6.2f} s  "
+              f"peak {method.rss:7.0f} MiB", flush=True)  # fmt: skip
+    costs = measure_consumers(dagster, env, home, folder) if consumers else {}
+    check_parity(folder, peers)
+    return methods, costs
 
 
-def print_table(all_results: list[list[Measured]]) -> None:
-    header = (
-        f"{'method':<12} {'rows':>11} {'wall s':>7} {'rows/s':>11} {'peak RSS':>9} "
-        f"{'x bare':>6} {'materialise s':>13} {'x bare':>6} {'validation':>10} "
-        f"{'ADS max |diff|':>14}"
-    )
+def measure_consumers(
+    dagster: str, env: dict[str, str], home: Path, folder: Path
+) -> dict[str, float]:
+    """Step seconds of each consumer of the hour, once the layers are published."""
+    costs = {}
+    for label, (selection, partition) in CONSUMERS.items():
+        cmd = [dagster, "asset", "materialize", "-m", "lakehouse.definitions", "--select",
+               selection]  # fmt: skip
+        if partition:
+            cmd += ["--partition", partition]
+        timed(cmd, env, folder / "consumers.log")
+        costs[label] = sum(step_seconds(home).values())
+        print(f"    {label:<28} {costs[label]:6.2f} s of steps", flush=True)
+    return costs
+
+
+def check_parity(folder: Path, peers: list[str]) -> None:
+    """Every method computes the same ADS numbers (up to float summation order)."""
+    project = folder / "warehouse" / partition_relpath(ADS_TABLE, HOUR)
+    others = [folder / "engine" / "ads.parquet", *(folder / p / "ads.parquet" for p in peers)]
+    reference = {r["vin"]: r for r in pq.read_table(project).to_pylist()}
+    worst = 0.0
+    for path in others:
+        rows = {r["vin"]: r for r in pq.read_table(path).to_pylist()}
+        if set(rows) != set(reference):
+            sys.exit(f"{path} has other vehicles than the project's ADS")
+        for vin, row in rows.items():
+            worst = max(worst, *(abs(row[c] - reference[vin][c]) for c in ADS_NUMBERS))
+    print(f"    ADS max |difference| between methods: {worst:.2e}", flush=True)
+
+
+def report(results: list[Method]) -> dict:
+    """The summary table, printed, and as data."""
+    by_key: dict[tuple[str, int], dict[str, Method]] = {}
+    for m in results:
+        by_key.setdefault((m.fmt, m.rows), {})[m.name] = m
+    lines = []
+    header = (f"{'format':<8} {'rows':>12} {'method':<14} {'wall s':>7} {'rows/s':>12} "
+              f"{'peak MiB':>9} {'x floors':>8}")  # fmt: skip
     print("\n" + header + "\n" + "-" * len(header))
-    for results in all_results:
-        bare = results[0].wall
-        diff = max_ads_difference(results)
-        for m in results:
-            rss = f"{max(m.rss_kib) / 1024 / 1024:.2f} GiB"
-            if m.materialise:
-                mat = statistics.median(m.materialise)
-                share = statistics.median(
-                    v / t for v, t in zip(m.validation, m.materialise, strict=True)
-                )
-                extra = f"{mat:>13.2f} {mat / bare:>6.2f} {share:>9.1%}"
-            else:
-                extra = f"{'':>13} {'':>6} {'':>10}"
-            print(
-                f"{m.method:<12} {m.rows:>11,} {m.wall:>7.2f} {m.rows / m.wall:>11,.0f} "
-                f"{rss:>9} {m.wall / bare:>6.2f} {extra} {diff:>14.2e}"
+    for (fmt, rows), methods in sorted(by_key.items()):
+        floors = methods["engine floor"].wall + methods["dagster floor"].wall
+        for m in methods.values():
+            ratio = m.wall / floors if m.name == "project" else float("nan")
+            print(f"{fmt:<8} {rows:>12,} {m.name:<14} {m.wall:>7.2f} {rows / m.wall:>12,.0f} "
+                  f"{m.rss:>9.0f} {ratio:>8.2f}")  # fmt: skip
+        project = methods["project"]
+        steps = ", ".join(f"{s} {statistics.median(v):.2f} s" for s, v in project.steps.items())
+        print(f"{'':<8} {'':>12} project steps: {steps}")
+        lines.append({
+            "format": fmt, "rows": rows, "floors_s": floors,
+            "project_s": project.wall, "ratio": project.wall / floors,
+            "us_per_row": 1e6 * project.wall / rows,
+            "us_per_row_of_work": 1e6 * (project.wall - methods["dagster floor"].wall) / rows,
+            "methods": {n: {"wall_s": m.wall, "peak_mib": m.rss} for n, m in methods.items()},
+            "steps": {s: statistics.median(v) for s, v in project.steps.items()},
+        })  # fmt: skip
+    return {"results": lines}
+
+
+def plot(summary: dict, path: Path) -> None:
+    """Seconds and peak RSS against rows, one line per method and format."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (time_ax, rss_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series: dict[str, list[tuple[int, float, float]]] = {}
+    for line in summary["results"]:
+        for name, m in line["methods"].items():
+            series.setdefault(f"{name} ({line['format']})", []).append(
+                (line["rows"], m["wall_s"], m["peak_mib"])
             )
-    dagster = [r[-1] for r in all_results]
-    per_row = [statistics.median(m.materialise) / m.rows * 1e6 for m in dagster]
-    spread = max(per_row) / min(per_row) - 1
-    print(
-        "\ndagster materialisation, microseconds per row: "
-        + ", ".join(f"{m.rows:,} rows {p:.3f}" for m, p in zip(dagster, per_row, strict=True))
-        + f" (spread {spread:.0%})"
-    )
+    for label, points in sorted(series.items()):
+        points.sort()
+        xs = [p[0] / 1e6 for p in points]
+        time_ax.plot(xs, [p[1] for p in points], marker="o", label=label)
+        rss_ax.plot(xs, [p[2] / 1024 for p in points], marker="o", label=label)
+    time_ax.set(title="Wall time of one hour (whole process)", xlabel="rows in the hour (millions)",
+                ylabel="seconds")  # fmt: skip
+    rss_ax.set(title="Peak memory of the process", xlabel="rows in the hour (millions)",
+               ylabel="GiB")  # fmt: skip
+    for ax in (time_ax, rss_ax):
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+    time_ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vehicles", type=int, nargs="+", default=list(DEFAULT_FLEETS))
+    parser.add_argument("--formats", nargs="+", default=["parquet"], choices=["parquet", "orc"])
     parser.add_argument("--runs", type=int, default=3, help="measured runs after one warm-up")
+    parser.add_argument("--peers", nargs="*", default=[], choices=["pandas", "polars"])
+    parser.add_argument("--consumers", action="store_true", help="also time the consumers")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "lakehouse-bench"))
+    parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--plot", default=None, help="write the plot to this PNG file")
     args = parser.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    all_results = []
-    for vehicles in args.vehicles:
-        print(f"fleet of {vehicles:,} vehicles, one report every 10 s:", flush=True)
-        all_results.append(bench_fleet(vehicles, args.runs, work))
-    print_table(all_results)
+    results, consumer_costs = [], {}
+    for fmt in args.formats:
+        for vehicles in args.vehicles:
+            print(f"{vehicles:,} vehicles, one report every 10 s, {fmt}:", flush=True)
+            methods, costs = bench(vehicles, fmt, args.runs, args.peers, args.consumers, work)
+            results += methods
+            consumer_costs.update({f"{k} @ {methods[0].rows:,} rows": v for k, v in costs.items()})
+    summary = report(results)
+    summary["consumers_step_seconds"] = consumer_costs
+    summary["raw"] = [asdict(m) for m in results]
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    if args.plot:
+        plot(summary, Path(args.plot))
 
 
 if __name__ == "__main__":
