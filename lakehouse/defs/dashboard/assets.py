@@ -14,7 +14,6 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from lakehouse.defs.dashboard.automation import dashboard_refresh_condition
-from lakehouse.defs.dashboard.plot import SIZE_PX, render_dashboard
 from lakehouse.defs.dashboard.series import (
     DAYS_SHOWN,
     HOURS_SHOWN,
@@ -49,6 +48,9 @@ def fleet_dashboard(
         warehouse = storage.warehouse()
         with engine.get_connection() as con:
             series = gather_fleet_series(warehouse, con)
+        # matplotlib costs half a second to import: only the dashboard's own step pays it.
+        from lakehouse.defs.dashboard.plot import SIZE_PX, render_dashboard
+
         png = render_dashboard(series)
         warehouse.write_bytes(DASHBOARD_KEY, png)
     if series.empty:
