@@ -90,9 +90,11 @@ def drawn(tmp_path_factory):
         [dws_vehicle_daily_stat], partition_key=DAYS[0], resources=resources, instance=instance
     ).success
     nightly = defs.resolve_job_def("nightly_lakehouse_job")
-    result = nightly.execute_in_process(
-        partition_key=DAYS[1], resources=resources, instance=instance
-    )
+    with pytest.MonkeyPatch.context() as patch:  # the nightly job also builds the ML set
+        patch.setenv("LAKEHOUSE_MASKING_SALT", "dashboard-test-salt")
+        result = nightly.execute_in_process(
+            partition_key=DAYS[1], resources=resources, instance=instance
+        )
     assert result.success
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == DASHBOARD]
     return storage, event.materialization.metadata
