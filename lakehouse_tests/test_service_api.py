@@ -15,11 +15,15 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
+import duckdb
 import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from lakehouse.governance.policy import load_policy
 from lakehouse.resources.storage import LakehouseStorage
+from lakehouse.service.access import role_access
+from lakehouse.service.engine import RoleDatabase
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, DWS_TABLE, KPI_TABLE, ODS_TABLE, TABLE_SCHEMAS
 from lakehouse_tests.api_support import (
     DAY,
@@ -255,6 +259,42 @@ def test_a_masked_vin_filter_matches_masked_values_only(server, keys, raw_vins):
     for probe in sorted(raw_vins):
         body = call(server, thirdparty, f"/v1/vehicles/{quote(probe, safe='')}/hourly?{HOURS}")
         assert body.json()["items"] == [], probe
+
+
+def test_each_role_database_is_confined_to_its_own_folders(day, keys):
+    """What makes the API secure by construction: whatever SQL ran in a role's database, it
+    could not open anything but the role's folders (a masked role: its share only)."""
+    policy = load_policy()
+    warehouse = day.home / "data/warehouse"
+    ads_file = next((warehouse / ADS_TABLE).rglob("part-0.parquet"))
+    shared_file = next((warehouse / "share/thirdparty" / ADS_TABLE).rglob("part-0.parquet"))
+    raw_file = next((day.home / "data/raw").rglob("*.parquet"))
+    partner = role_access(policy, "thirdparty", day.storage)
+    analyst = role_access(policy, "analyst", day.storage)
+    assert partner.allowed_directories() == [
+        str(warehouse / "share/thirdparty" / table) for table in (DWD_TABLE, ADS_TABLE)
+    ]
+    for access, allowed, refused in (
+        (partner, shared_file, [ads_file, raw_file]),
+        (analyst, ads_file, [shared_file, raw_file]),
+    ):
+        con = RoleDatabase(access, "256MB", 1)._con
+        assert con.execute(f"SELECT count(*) FROM '{allowed}'").fetchall()[0][0] > 0
+        for path in refused:
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(f"SELECT count(*) FROM '{path}'")
+        for escape in (
+            f"ATTACH '{day.home / 'data/catalog.duckdb'}' AS c",
+            "SET enable_external_access = true",
+            "SET allowed_directories = ['/']",
+            f"COPY (SELECT 1) TO '{day.home / 'leak.csv'}'",
+            "INSTALL httpfs",
+        ):
+            with pytest.raises(duckdb.Error):
+                con.execute(escape)
+    # A query can only be pointed at the role's own sources.
+    with pytest.raises(PermissionError):
+        RoleDatabase(partner, "256MB", 1).rows(analyst.source(ADS_TABLE), [object()], None)
 
 
 # -- errors ---------------------------------------------------------------------------------
