@@ -55,8 +55,22 @@ Limit = Annotated[
 CursorParam = Annotated[
     str | None, Query(max_length=4096, description="next_cursor of the previous page.")
 ]
-From = Annotated[str | None, Query(alias="from", max_length=32)]
-To = Annotated[str | None, Query(max_length=32)]
+HOUR = r"^\d{4}-\d{2}-\d{2}T\d{2}(:00(:00)?)?(Z|\+00:00)?$"
+DAY = r"^\d{4}-\d{2}-\d{2}$"
+From = Annotated[
+    str | None,
+    Query(
+        alias="from", max_length=32, pattern=HOUR, description="First UTC hour, e.g. 2025-09-17T21."
+    ),
+]
+To = Annotated[
+    str | None,
+    Query(max_length=32, pattern=HOUR, description="Last UTC hour (included), e.g. 2025-09-17T23."),
+]
+FromDay = Annotated[
+    str | None, Query(alias="from", max_length=10, pattern=DAY, description="First day.")
+]
+ToDay = Annotated[str | None, Query(max_length=10, pattern=DAY, description="Last day (included).")]
 Vin = Annotated[
     str,
     Path(
@@ -128,15 +142,20 @@ def table_rows(
     response: Response,
     caller: CallerDep,
     table: Annotated[TableName, Path(description="A table of /v1/tables.")],
-    dt: Annotated[str, Query(max_length=10, description="The day, YYYY-MM-DD.")],
+    dt: Annotated[str, Query(max_length=10, pattern=DAY, description="The day, YYYY-MM-DD.")],
     hh: Annotated[
-        str | None, Query(max_length=2, description="One hour of the day (hourly tables).")
+        str | None,
+        Query(max_length=2, pattern=r"^\d{1,2}$", description="One hour of the day, 00-23."),
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
     order: Annotated[
         str | None,
-        Query(max_length=80, description="column or column.desc; default: partition order."),
+        Query(
+            max_length=80,
+            pattern=r"^[a-z_]+(\.(asc|desc))?$",
+            description="column, column.asc or column.desc; default: partition order.",
+        ),
     ] = None,
 ) -> Any:
     """A granted table's rows for a day (or an hour of it), paginated by keyset cursor."""
@@ -204,8 +223,8 @@ def vehicle_daily(
     response: Response,
     caller: CallerDep,
     vin: Vin,
-    start: From = None,
-    to: To = None,
+    start: FromDay = None,
+    to: ToDay = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Any:
