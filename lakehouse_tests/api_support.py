@@ -196,6 +196,7 @@ class LoadResult:
 def run_load(
     url: str, key: str, paths: Sequence[str], total: int, clients: int,
     check: Callable[[httpx.Response], None] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:  # fmt: skip
     """``total`` GETs cycling over ``paths`` from ``clients`` threads, one connection each."""
     latencies: list[float] = []
@@ -205,8 +206,8 @@ def run_load(
     failures: list[BaseException] = []
 
     def client() -> None:
-        headers = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        sent = {"Authorization": f"Bearer {key}", **(headers or {})}
+        with httpx.Client(base_url=url, headers=sent, timeout=30) as http:
             for i in counter:  # shared: each request number is taken once
                 started = time.perf_counter()
                 response = http.get(paths[i % len(paths)])

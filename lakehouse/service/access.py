@@ -31,6 +31,8 @@ from lakehouse.tables import DAILY_TABLES, HOURLY_TABLES, TABLE_SCHEMAS
 # The tables the share layer publishes for a sharing role (defs/share: hourly partitions).
 SHARED_TABLES = frozenset(HOURLY_TABLES)
 POLICY_CHECK_SECONDS = 1.0
+# Listing requests to an object store: attempts and per-request timeout (then 503).
+STORE_ATTEMPTS, STORE_TIMEOUT_SECONDS = 2, 5.0
 
 
 class NotGranted(PermissionError):
@@ -109,15 +111,20 @@ def role_access(policy: AccessPolicy, role: str, storage: LakehouseStorage) -> R
     sources: dict[str, TableSource] = {}
     if masked:
         if spec.share:
-            share = storage.share()
+            share = _bounded(storage, storage.share())
             for table in granted:
                 if table in SHARED_TABLES:
                     sources[table] = TableSource(table, share, shared_table(role, table))
     else:
-        warehouse = storage.warehouse()
+        warehouse = _bounded(storage, storage.warehouse())
         sources = {t: TableSource(t, warehouse, t) for t in granted}
     masking = {t: {c: m.function for c, m in policy.masks_for(role, t).items()} for t in granted}
     return RoleAccess(role, masked, role_version(policy, role), granted, sources, masking)
+
+
+def _bounded(storage: LakehouseStorage, zone: Zone) -> Zone:
+    """An object-store zone whose listings give up fast: a request waits seconds, not minutes."""
+    return storage.bounded(zone, attempts=STORE_ATTEMPTS, timeout_seconds=STORE_TIMEOUT_SECONDS)
 
 
 @dataclass(frozen=True)

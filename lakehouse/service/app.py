@@ -19,6 +19,7 @@ from lakehouse.governance.policy import policy_path
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.service import access_log, errors
 from lakehouse.service.access import PolicyUnavailable, PolicyWatcher
+from lakehouse.service.cache import PageCache
 from lakehouse.service.engine import Engines
 from lakehouse.service.keys import KeyStore
 from lakehouse.service.listing import PartitionLister
@@ -50,6 +51,7 @@ class Service:
     lister: PartitionLister
     engines: Engines
     limiter: RateLimiter
+    pages: PageCache
     log: logging.Logger
 
     def readiness(self) -> dict[str, bool]:
@@ -84,6 +86,7 @@ def build_service(settings: ServiceSettings, storage: LakehouseStorage | None = 
         lister=PartitionLister(settings.listing_ttl_seconds),
         engines=Engines(settings.memory_limit, settings.threads),
         limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+        pages=PageCache(settings.response_cache_mb),
         log=log,
     )
 

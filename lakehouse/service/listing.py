@@ -3,9 +3,9 @@
 A request names a range of hours or days; only the folders of those days are listed
 (``<folder>/dt=YYYY-MM-DD/``), and only files at the layout's exact place are taken
 (``dt=.../hh=.../part-0.parquet`` or ``dt=.../part-0.parquet``), so nothing else in a zone is
-ever handed to the engine. Local folders are listed on every request, so an hour published a
-moment ago is served at once; object-store listings are reused for a few seconds
-(``LAKEHOUSE_API_LISTING_TTL_SECONDS``) to spare a request per day per call.
+ever handed to the engine. Local folders are listed (or each hour's file looked up) on every
+request, so an hour published a moment ago is served at once; object-store listings are reused
+for a few seconds (``LAKEHOUSE_API_LISTING_TTL_SECONDS``) to spare a request per day per call.
 
 The digest covers each file's key, size and version (S3 ETag or local modification time): a
 republished partition changes it, which changes the response's ETag.
@@ -59,15 +59,20 @@ class PartitionLister:
         self._lock = threading.Lock()
 
     def hours(self, source: TableSource, first: datetime, last: datetime) -> list[PartitionFile]:
-        """The hourly partitions from hour ``first`` to ``last`` (both included), in order."""
-        low, high = (
-            (first.strftime("%Y-%m-%d"), first.strftime("%H")),
-            (
-                last.strftime("%Y-%m-%d"),
-                last.strftime("%H"),
-            ),
-        )
+        """The hourly partitions from hour ``first`` to ``last`` (both included), in order.
+
+        Locally each hour's file is looked up directly (one ``stat`` per hour of the range).
+        """
         found = []
+        if source.zone.is_local:
+            for i in range(int((last - first).total_seconds()) // 3600 + 1):
+                dt, hh = (first + timedelta(hours=i)).strftime("%Y-%m-%d %H").split()
+                info = source.zone.stat(f"{source.folder}/dt={dt}/hh={hh}/{PARTITION_FILE}")
+                if info is not None:
+                    found.append(PartitionFile(dt, hh, info))
+            return found
+        low = (first.strftime("%Y-%m-%d"), first.strftime("%H"))
+        high = (last.strftime("%Y-%m-%d"), last.strftime("%H"))
         for day in _days(first.date(), last.date()):
             for f in self._day(source, day):
                 if f.hh is not None and low <= f.position <= high:

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 from fastapi import Request, Response
+from pydantic import BaseModel
 
 from lakehouse.resources.faults import StorageConfigError, TransientStorageError
 from lakehouse.service.access import (
@@ -69,8 +70,8 @@ def table_source(access: RoleAccess, table: str) -> TableSource:
 
 def serve_page(
     request: Request,
-    response: Response,
     caller: Caller,
+    render: Callable[[Page], BaseModel],
     *,
     route: str,
     table: str,
@@ -81,11 +82,11 @@ def serve_page(
     limit: int,
     cursor: str | None,
     request_key: dict[str, Any],
-) -> Page | Response:
-    """One page of ``table`` for ``caller``, or a 304 response when the data did not change.
+) -> Response:
+    """One page of ``table`` for ``caller`` as JSON (``render`` shapes it), or a 304.
 
     ``filters`` are column -> value equalities (bound, never spliced); ``request_key`` is every
-    parameter that shapes the response (it goes into the ETag).
+    parameter that shapes the response (it goes into the ETag, which also keys the page cache).
     """
     service = request.app.state.service
     generation, access = role_view(request, caller)
@@ -110,6 +111,10 @@ def serve_page(
         if not_modified(request.headers.get("if-none-match"), etag):
             request.state.rows = 0
             return Response(status_code=304, headers=headers)
+        cached = service.pages.get(etag)
+        if cached is not None:
+            body, request.state.rows = cached
+            return Response(body, media_type="application/json", headers=headers)
         if position is not None:
             files = [f for f in files if f.position >= _padded(position)]
 
@@ -129,10 +134,11 @@ def serve_page(
                 raise ApiError(503, "the data changed while it was read; retry") from None
     width = len(columns)
     following = next_cursor([row[width:] for row in rows], limit, current, query_id)
-    response.headers.update(headers)
-    page = [row[:width] for row in rows[:limit]]
-    request.state.rows = len(page)
-    return Page(tuple(columns), page, following)
+    page = Page(tuple(columns), [row[:width] for row in rows[:limit]], following)
+    body = render(page).model_dump_json().encode()
+    service.pages.put(etag, (body, len(page.rows)))
+    request.state.rows = len(page.rows)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _padded(position: tuple[Any, ...]) -> tuple[str, str]:

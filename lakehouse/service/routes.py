@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -139,7 +139,6 @@ def list_tables(request: Request, response: Response, caller: CallerDep) -> Any:
 @router.get("/v1/tables/{table}/rows", response_model=RowsPage, tags=["tables"], responses=_ERRORS)
 def table_rows(
     request: Request,
-    response: Response,
     caller: CallerDep,
     table: Annotated[TableName, Path(description="A table of /v1/tables.")],
     dt: Annotated[str, Query(max_length=10, pattern=DAY, description="The day, YYYY-MM-DD.")],
@@ -171,16 +170,14 @@ def table_rows(
         files = lister.days(source, day, day)
         return [f for f in files if hour is None or f.hh == hour]
 
-    page = serve_page(
-        request, response, caller,
+    return serve_page(
+        request, caller,
+        lambda page: RowsPage(items=page.dicts(), next_cursor=page.next_cursor),
         route="rows", table=name, listing=listing,
         columns=[c for c, _ in all_columns(name)], filters={}, order=sort,
         limit=limit, cursor=cursor,
         request_key={"dt": dt, "hh": hour, "order": order, "limit": limit, "cursor": cursor},
     )  # fmt: skip
-    if not isinstance(page, Page):
-        return page
-    return RowsPage(items=page.dicts(), next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -188,7 +185,6 @@ def table_rows(
 )
 def vehicle_hourly(
     request: Request,
-    response: Response,
     caller: CallerDep,
     vin: Vin,
     start: From = None,
@@ -201,18 +197,19 @@ def vehicle_hourly(
     first, last = hour_range(start, to)
     vin = check_vin(vin)
     lister = request.app.state.service.lister
-    page = serve_page(
-        request, response, caller,
+
+    def render(page: Page) -> HourlyPage:
+        items = [{**row, "stat_hour": _hour(row["stat_hour"])} for row in page.dicts()]
+        return HourlyPage(items=items, next_cursor=page.next_cursor)
+
+    return serve_page(
+        request, caller, render,
         route="vehicle_hourly", table=ADS_TABLE,
         listing=lambda source: lister.hours(source, first, last),
         columns=[c for c, _ in table_columns(ADS_TABLE)], filters={"vin": vin}, order=None,
         limit=limit, cursor=cursor,
         request_key={"vin": vin, "from": first, "to": last, "limit": limit, "cursor": cursor},
     )  # fmt: skip
-    if not isinstance(page, Page):
-        return page
-    items = [{**row, "stat_hour": _hour(row["stat_hour"])} for row in page.dicts()]
-    return HourlyPage(items=items, next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -220,7 +217,6 @@ def vehicle_hourly(
 )
 def vehicle_daily(
     request: Request,
-    response: Response,
     caller: CallerDep,
     vin: Vin,
     start: FromDay = None,
@@ -233,24 +229,20 @@ def vehicle_daily(
     first, last = day_range(start, to)
     vin = check_vin(vin)
     lister = request.app.state.service.lister
-    page = serve_page(
-        request, response, caller,
+    return serve_page(
+        request, caller,
+        lambda page: DailyPage(items=page.dicts(), next_cursor=page.next_cursor),
         route="vehicle_daily", table=DWS_TABLE,
         listing=lambda source: lister.days(source, first, last),
         columns=[c for c, _ in table_columns(DWS_TABLE)], filters={"vin": vin}, order=None,
         limit=limit, cursor=cursor,
         request_key={"vin": vin, "from": first, "to": last, "limit": limit, "cursor": cursor},
     )  # fmt: skip
-    if not isinstance(page, Page):
-        return page
-    items = [{**row, "stat_date": date.fromisoformat(row["stat_date"])} for row in page.dicts()]
-    return DailyPage(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/v1/fleet/hourly", response_model=FleetPage, tags=["fleet"], responses=_ERRORS)
 def fleet_hourly(
     request: Request,
-    response: Response,
     caller: CallerDep,
     start: From = None,
     to: To = None,
@@ -261,18 +253,19 @@ def fleet_hourly(
     up to ``to`` or now)."""
     first, last = hour_range(start, to)
     lister = request.app.state.service.lister
-    page = serve_page(
-        request, response, caller,
+
+    def render(page: Page) -> FleetPage:
+        items = [{**row, "stat_hour": _hour(row["stat_hour"])} for row in page.dicts()]
+        return FleetPage(items=items, next_cursor=page.next_cursor)
+
+    return serve_page(
+        request, caller, render,
         route="fleet_hourly", table=KPI_TABLE,
         listing=lambda source: lister.hours(source, first, last),
         columns=[c for c, _ in table_columns(KPI_TABLE)], filters={}, order=None,
         limit=limit, cursor=cursor,
         request_key={"from": first, "to": last, "limit": limit, "cursor": cursor},
     )  # fmt: skip
-    if not isinstance(page, Page):
-        return page
-    items = [{**row, "stat_hour": _hour(row["stat_hour"])} for row in page.dicts()]
-    return FleetPage(items=items, next_cursor=page.next_cursor)
 
 
 def _hour(stat_hour: str) -> datetime:

@@ -44,6 +44,11 @@ class ServiceSettings(BaseSettings):
         description="On an object store, how long a partition listing is reused; new hours "
         "appear within this delay (local folders are listed on every request).",
     )
+    response_cache_mb: int = Field(
+        default=64,
+        ge=0,
+        description="Memory for pages already served, reused while their ETag holds (0: off).",
+    )
     memory_limit: str = Field(
         default="1GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory limit."
     )
