@@ -112,6 +112,16 @@ def test_a_running_server_follows_new_revoked_and_expired_keys(home, tmp_path):
         expired = status(spare)
         assert expired.status_code == 401 and "expired" in expired.json()["message"]
         assert status(spare[:-1] + ("A" if spare[-1] != "A" else "B")).status_code == 401
+
+        # A key file that cannot be read refuses everyone (fails closed), until it is fixed.
+        good = keys_file.read_text()
+        keys_file.write_text("{not json")
+        broken = status(spare)
+        assert broken.status_code == 503 and broken.json()["error"] == "unavailable"
+        keys_file.write_text(good)
+        assert status(key).status_code == 401 and status(spare).status_code == 401
+        fresh = create(home, "--role", "analyst", "--name", "fresh", **env)
+        assert status(fresh).status_code == 200
         log = server.log()
     assert key not in log and spare not in log and spare.split("_", 2)[2] not in log
 

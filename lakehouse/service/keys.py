@@ -102,7 +102,10 @@ class KeyStore:
             raise KeyFileError(f"cannot read the API key file {self.path}: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise KeyFileError(f"{self.path} is not an API key file of format {FORMAT}")
-        return [ApiKey(**record) for record in data.get("keys", [])]
+        try:
+            return [ApiKey(**record) for record in data.get("keys", [])]
+        except TypeError:
+            raise KeyFileError(f"{self.path} holds a key record this version cannot read") from None
 
     def _current(self) -> dict[str, ApiKey]:
         """Records by id, re-read only when the file's stat changed (cheap per request)."""
