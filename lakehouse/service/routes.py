@@ -55,22 +55,31 @@ Limit = Annotated[
 CursorParam = Annotated[
     str | None, Query(max_length=4096, description="next_cursor of the previous page.")
 ]
-HOUR = r"^\d{4}-\d{2}-\d{2}T\d{2}(:00(:00)?)?(Z|\+00:00)?$"
-DAY = r"^\d{4}-\d{2}-\d{2}$"
+HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}(:00(:00)?)?(Z|\+00:00)?$"
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 From = Annotated[
     str | None,
     Query(
-        alias="from", max_length=32, pattern=HOUR, description="First UTC hour, e.g. 2025-09-17T21."
+        alias="from",
+        max_length=32,
+        pattern=HOUR_PATTERN,
+        description="First UTC hour, e.g. 2025-09-17T21.",
     ),
 ]
 To = Annotated[
     str | None,
-    Query(max_length=32, pattern=HOUR, description="Last UTC hour (included), e.g. 2025-09-17T23."),
+    Query(
+        max_length=32,
+        pattern=HOUR_PATTERN,
+        description="Last UTC hour (included), e.g. 2025-09-17T23.",
+    ),
 ]
 FromDay = Annotated[
-    str | None, Query(alias="from", max_length=10, pattern=DAY, description="First day.")
+    str | None, Query(alias="from", max_length=10, pattern=DAY_PATTERN, description="First day.")
 ]
-ToDay = Annotated[str | None, Query(max_length=10, pattern=DAY, description="Last day (included).")]
+ToDay = Annotated[
+    str | None, Query(max_length=10, pattern=DAY_PATTERN, description="Last day (included).")
+]
 Vin = Annotated[
     str,
     Path(
@@ -141,7 +150,9 @@ def table_rows(
     request: Request,
     caller: CallerDep,
     table: Annotated[TableName, Path(description="A table of /v1/tables.")],
-    dt: Annotated[str, Query(max_length=10, pattern=DAY, description="The day, YYYY-MM-DD.")],
+    dt: Annotated[
+        str, Query(max_length=10, pattern=DAY_PATTERN, description="The day, YYYY-MM-DD.")
+    ],
     hh: Annotated[
         str | None,
         Query(max_length=2, pattern=r"^\d{1,2}$", description="One hour of the day, 00-23."),
