@@ -12,6 +12,8 @@ DWS_TABLE = "dws_vehicle_daily_stat"
 
 HOURLY_TABLES = (ODS_TABLE, DWD_TABLE, ADS_TABLE, KPI_TABLE)
 DAILY_TABLES = (DWS_TABLE,)
+# The tables laid out by hour or day (the catalog's and the data service's tables).
+LAYER_TABLES = HOURLY_TABLES + DAILY_TABLES
 # Daily, one file per split: <warehouse>/ml_gps_training_set/dt=YYYY-MM-DD/split=train|validation/
 ML_TRAINING_TABLE = "ml_gps_training_set"
 

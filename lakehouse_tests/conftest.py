@@ -35,11 +35,12 @@ from lakehouse_tests.fault_proxy import FaultProxy
 HOUR = HourPartition.from_key("2025-09-17-23:00")
 HOURLY_ASSETS = HOURLY_SELECTION
 REPO = Path(__file__).resolve().parents[1]
-DAGSTER = shutil.which("dagster")
-DAEMON = shutil.which("dagster-daemon")
+# The commands installed in this environment (whether or not its bin folder is on PATH).
+BIN = Path(sys.executable).parent
+DAGSTER = str(BIN / "dagster")
+DAEMON = str(BIN / "dagster-daemon")
 MATERIALIZE_HOURLY = [DAGSTER, "asset", "materialize", "-m", "lakehouse.definitions", "--select",
                       HOURLY_ASSETS]  # fmt: skip
-LAKEHOUSE = shutil.which("lakehouse")
 T = TypeVar("T")
 # Fake credentials for the local S3 server; tests assert they never leak.
 S3_ACCESS_KEY = "AKIALAKEHOUSETEST"
@@ -169,13 +170,13 @@ def s3_storage(s3_bucket: str) -> LakehouseStorage:
     )
 
 
+LAKEHOUSE_CLI = str(BIN / "lakehouse")
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
     env.update(extra)
     return env
-
-
-LAKEHOUSE_CLI = str(Path(sys.executable).parent / "lakehouse")
 
 
 def run_cli(
@@ -230,7 +231,7 @@ def project_dir(tmp_path: Path) -> Path:
 def lakehouse_init(work: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """``lakehouse init``, the README's first step on a fresh DAGSTER_HOME."""
     done = subprocess.run(
-        [LAKEHOUSE, "init"], cwd=work, env=env, capture_output=True, text=True, timeout=120
+        [LAKEHOUSE_CLI, "init"], cwd=work, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done

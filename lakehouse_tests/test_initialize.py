@@ -15,7 +15,7 @@ from lakehouse_tests.conftest import (
     DAGSTER,
     HOUR,
     HOURLY_ASSETS,
-    LAKEHOUSE,
+    LAKEHOUSE_CLI,
     lakehouse_init,
     project_dir,
     subprocess_env,
@@ -57,7 +57,7 @@ def test_init_creates_the_instance_and_folders_once(tmp_path, monkeypatch):
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     no_home = subprocess.run(
-        [LAKEHOUSE, "init"], cwd=work, env=subprocess_env(), capture_output=True, text=True
+        [LAKEHOUSE_CLI, "init"], cwd=work, env=subprocess_env(), capture_output=True, text=True
     )
     assert no_home.returncode != 0
     assert "DAGSTER_HOME is not set" in no_home.stderr
@@ -67,7 +67,9 @@ def test_two_inits_at_once_both_succeed(tmp_path):
     work = project_dir(tmp_path)
     env = subprocess_env(DAGSTER_HOME=str(work))
     inits = [
-        subprocess.Popen([LAKEHOUSE, "init"], cwd=work, env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [LAKEHOUSE_CLI, "init"], cwd=work, env=env, stdout=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outputs = [proc.communicate(timeout=120)[0] for proc in inits]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
 import urllib.request
 
-from lakehouse_tests.conftest import REPO, free_port, subprocess_env
+from lakehouse_tests.conftest import DAGSTER, REPO, free_port, subprocess_env
 
 QUERY = """
 { workspaceOrError { ... on Workspace { locationEntries {
@@ -42,7 +41,7 @@ def test_dagster_dev_loads_the_workspace(tmp_path):
     port = free_port()
     proc = subprocess.Popen(
         [
-            shutil.which("dagster"),
+            DAGSTER,
             "dev",
             "-w",
             "workspace.yaml",

@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "demo": "lakehouse.cli.demo:command",
     "sql": "lakehouse.cli.sql:command",
     "policy": "lakehouse.cli.policy:command",
+    "serve": "lakehouse.cli.serve:command",
+    "api-key": "lakehouse.cli.api_key:command",
 }
 
 
@@ -36,4 +38,4 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Vehicle lakehouse: raw GPS files -> ODS -> DWD -> ADS, on Dagster and DuckDB."""
+    """Vehicle lakehouse: raw GPS files -> ODS -> DWD -> ADS on Dagster and DuckDB, and an API."""

@@ -130,13 +130,18 @@ def no_grant_message(role: str, table: str) -> str:
     return f"role {role!r} has no grant on table {table!r}"
 
 
+def policy_path(path: str | os.PathLike | None = None) -> Path:
+    """The policy file in force: ``path``, ``$LAKEHOUSE_POLICY_PATH`` or the repository's."""
+    return Path(path) if path else resolve_local(os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
+
+
 def load_policy(path: str | os.PathLike | None = None) -> AccessPolicy:
     """Read and check the policy file: ``path``, ``$LAKEHOUSE_POLICY_PATH`` or the repository's.
 
     A relative ``$LAKEHOUSE_POLICY_PATH`` is taken from the project home, like every default
     path, so commands agree on the policy wherever they run from.
     """
-    source = Path(path) if path else resolve_local(os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
+    source = policy_path(path)
     try:
         data = yaml.safe_load(source.read_text())
     except (OSError, yaml.YAMLError) as exc:
