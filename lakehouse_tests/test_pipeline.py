@@ -20,6 +20,7 @@ from lakehouse_tests.conftest import (
     DAEMON,
     DAGSTER,
     HOUR,
+    LAKEHOUSE_CLI,
     MATERIALIZE_HOURLY,
     S3_SECRET_KEY,
     materialization_metadata,
@@ -178,7 +179,9 @@ def test_cli_against_s3_never_leaks_the_secret(tmp_path, s3_bucket, s3_env):
         "LAKEHOUSE_WAREHOUSE_URL": f"s3://{s3_bucket}/warehouse",
     }
     env = subprocess_env(DAGSTER_HOME=str(work), **s3_env, **urls)
-    gen = _run(["lakehouse-generate", "--vehicles", "4", "--interval", "120", "--dirty"], work, env)
+    gen = _run(
+        [LAKEHOUSE_CLI, "generate", "--vehicles", "4", "--interval", "120", "--dirty"], work, env
+    )
     assert gen.returncode == 0, gen.stderr
     done = _run(
         [*MATERIALIZE_HOURLY,

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
-
+from lakehouse.engines.session import LayerSession
 from lakehouse.rules import (
     BLANK_CHARACTERS,
     LAT_RANGE,
@@ -81,9 +80,9 @@ def classified_sql(ods_source: str) -> str:
         """
 
 
-def count_drops(con: duckdb.DuckDBPyConnection, classified_source: str) -> DwdDropCounts:
+def count_drops(layers: LayerSession, classified_source: str) -> DwdDropCounts:
     """Rows of the hour, and rows dropped per reason, from the classified rows."""
-    rows = con.sql(f"SELECT reason, count(*) FROM {classified_source} GROUP BY ALL").fetchall()
+    rows = layers.rows(f"SELECT reason, count(*) FROM {classified_source} GROUP BY ALL")
     by_reason = {reason: count for reason, count in rows}
     dropped = {reason: int(by_reason.get(reason, 0)) for reason in DROP_REASONS}
     return DwdDropCounts(rows_in=int(sum(by_reason.values())), dropped=dropped)

@@ -12,8 +12,6 @@ import contextlib
 from collections.abc import Iterator
 
 import dagster as dg
-import duckdb
-from dagster_duckdb import DuckDBResource
 
 from lakehouse.defs.ads.fleet_kpi import fleet_kpi_sql
 from lakehouse.defs.ads.transform import ads_sql
@@ -23,12 +21,11 @@ from lakehouse.defs.publishing import PublishedPartition, StagedPartition, publi
 from lakehouse.defs.retries import storage_faults_handled
 from lakehouse.partitions import HourPartition, hourly_partitions
 from lakehouse.resources.catalog import CatalogResource
+from lakehouse.resources.engine import ComputeEngine
 from lakehouse.resources.storage import LakehouseStorage
-from lakehouse.resources.zones import Zone
-from lakehouse.sql_text import quote_literal
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, KPI_TABLE, ODS_TABLE
 from lakehouse.warehouse.partition_store import sweep_staging
-from lakehouse.warehouse.sources import scanned_partition
+from lakehouse.warehouse.sources import fetched_partition
 
 DWD_KEY, ADS_KEY, KPI_KEY = (dg.AssetKey(t) for t in (DWD_TABLE, ADS_TABLE, KPI_TABLE))
 
@@ -85,7 +82,7 @@ def _schema_check(key: dg.AssetKey, what: str) -> dg.AssetCheckSpec:
 def hourly_layers(
     context: dg.AssetExecutionContext,
     storage: LakehouseStorage,
-    engine: DuckDBResource,
+    engine: ComputeEngine,
     catalog: CatalogResource,
 ) -> Iterator[dg.MaterializeResult]:
     """Clean the hour's ODS rows into DWD, aggregate them into ADS and the fleet's KPIs."""
@@ -94,57 +91,53 @@ def hourly_layers(
     with (
         storage_faults_handled(context),
         engine.get_connection() as con,
+        engine.layer_session(con) as layers,
         contextlib.ExitStack() as scans,
     ):
         warehouse = storage.warehouse()
         staged: dict[dg.AssetKey, StagedPartition] = {}
 
-        def source(table: str, key: dg.AssetKey) -> str:
-            """This step's staged rows of ``table``, else its published hour."""
+        def source(table: str, key: dg.AssetKey, view: str) -> str:
+            """``view``: this step's staged rows of ``table``, else its published hour."""
             if key in staged:
-                return f"read_parquet({quote_literal(staged[key].local_path)})"
-            return scans.enter_context(scanned_partition(warehouse, table, partition))
+                layers.register(view, staged[key].local_path)
+            else:
+                path = scans.enter_context(fetched_partition(warehouse, table, partition))
+                layers.register(view, path)
+            return view
+
+        def stage(table: str, query: str) -> StagedPartition:
+            sweep_staging(warehouse, table)
+            return stage_query(warehouse, con, table, partition, layers.result(query))
 
         try:
             if DWD_KEY in selected:
-                ods = source(ODS_TABLE, dg.AssetKey(ODS_TABLE))
+                ods = source(ODS_TABLE, dg.AssetKey(ODS_TABLE), "ods")
                 # Parse and classify every row once; both the counts and DWD read the result.
-                con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified_sql(ods)}")
-                drops = count_drops(con, "classified")
-                query = dwd_sql("classified")
-                staged[DWD_KEY] = _stage(warehouse, con, DWD_TABLE, partition, query)
-                con.execute("DROP TABLE classified")
+                layers.materialize("classified", classified_sql(ods))
+                drops = count_drops(layers, "classified")
+                staged[DWD_KEY] = stage(DWD_TABLE, dwd_sql("classified"))
+                layers.drop("classified")
             if ADS_KEY in selected:
-                dwd = source(DWD_TABLE, DWD_KEY)
-                valid = con.sql(f"SELECT count(*) FROM {dwd} WHERE loc_valid").fetchall()
-                query = ads_sql(dwd, partition.stat_hour)
-                staged[ADS_KEY] = _stage(warehouse, con, ADS_TABLE, partition, query)
+                dwd = source(DWD_TABLE, DWD_KEY, "dwd")
+                valid = layers.rows(f"SELECT count(*) FROM {dwd} WHERE loc_valid")[0][0]
+                staged[ADS_KEY] = stage(ADS_TABLE, ads_sql(dwd, partition.stat_hour))
             if KPI_KEY in selected:
-                query = fleet_kpi_sql(
-                    source(ADS_TABLE, ADS_KEY), source(DWD_TABLE, DWD_KEY), partition.stat_hour
-                )
-                staged[KPI_KEY] = _stage(warehouse, con, KPI_TABLE, partition, query)
+                ads, dwd = source(ADS_TABLE, ADS_KEY, "ads"), source(DWD_TABLE, DWD_KEY, "dwd")
+                staged[KPI_KEY] = stage(KPI_TABLE, fleet_kpi_sql(ads, dwd, partition.stat_hour))
             # Every selected layer is staged and valid: only now does any become visible.
+            computed_by = {"engine": layers.name}
             if DWD_KEY in staged:
-                yield _dwd_result(context, partition, publish(staged[DWD_KEY], catalog), drops)
+                published = publish(staged[DWD_KEY], catalog)
+                yield _dwd_result(context, partition, published, drops, computed_by)
             if ADS_KEY in staged:
-                yield _ads_result(partition, publish(staged[ADS_KEY], catalog), valid[0][0])
+                published = publish(staged[ADS_KEY], catalog)
+                yield _ads_result(partition, published, valid, computed_by)
             if KPI_KEY in staged:
-                yield _kpi_result(publish(staged[KPI_KEY], catalog))
+                yield _kpi_result(publish(staged[KPI_KEY], catalog), computed_by)
         finally:
             for partial in staged.values():
                 partial.discard()
-
-
-def _stage(
-    warehouse: Zone,
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    partition: HourPartition,
-    query: str,
-) -> StagedPartition:
-    sweep_staging(warehouse, table)
-    return stage_query(warehouse, con, table, partition, query)
 
 
 def _dwd_result(
@@ -152,6 +145,7 @@ def _dwd_result(
     partition: HourPartition,
     published: PublishedPartition,
     drops: DwdDropCounts,
+    computed_by: dict[str, str],
 ) -> dg.MaterializeResult:
     dropped = {**drops.dropped, "duplicate_report": drops.rows_kept - published.written.rows}
     context.log.info(f"{DWD_TABLE} {partition.key}: {drops.rows_in} in, dropped {dropped}")
@@ -159,6 +153,7 @@ def _dwd_result(
         asset_key=DWD_KEY,
         metadata={
             **published.metadata,
+            **computed_by,
             "rows_in": drops.rows_in,
             **{f"dropped_{reason}": count for reason, count in dropped.items()},
             "dropped_total": sum(dropped.values()),
@@ -168,12 +163,16 @@ def _dwd_result(
 
 
 def _ads_result(
-    partition: HourPartition, published: PublishedPartition, valid_rows: int
+    partition: HourPartition,
+    published: PublishedPartition,
+    valid_rows: int,
+    computed_by: dict[str, str],
 ) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         asset_key=ADS_KEY,
         metadata={
             **published.metadata,
+            **computed_by,
             "rows_in": dg.IntMetadataValue(int(valid_rows)),
             "vehicles": published.written.rows,
             "stat_hour": partition.stat_hour,
@@ -182,7 +181,9 @@ def _ads_result(
     )
 
 
-def _kpi_result(published: PublishedPartition) -> dg.MaterializeResult:
+def _kpi_result(published: PublishedPartition, computed_by: dict[str, str]) -> dg.MaterializeResult:
     return dg.MaterializeResult(
-        asset_key=KPI_KEY, metadata=published.metadata, check_results=[published.schema_check]
+        asset_key=KPI_KEY,
+        metadata={**published.metadata, **computed_by},
+        check_results=[published.schema_check],
     )
