@@ -11,7 +11,11 @@ import pyarrow as pa
 import pytest
 
 from lakehouse.defs.publishing import publish, stage_batches, stage_query
-from lakehouse.quality.enforcement import ChunkedSchemaValidator, SchemaViolation
+from lakehouse.quality.enforcement import (
+    ChunkedSchemaValidator,
+    SchemaViolation,
+    failure_cases_table,
+)
 from lakehouse.quality.schemas import AdsVehicleHourlyStat, DwdVehicleGps, OdsVehicleGpsRaw
 from lakehouse.tables import ADS_SCHEMA, ADS_TABLE, DWD_SCHEMA, DWD_TABLE
 from lakehouse.warehouse.partition_store import read_partition
@@ -70,7 +74,7 @@ def test_ads_duplicate_vin_bad_hour_and_negative_distance_are_caught():
     bad = [ADS_ROW, {**ADS_ROW, "stat_hour": "2025-09-17T23", "total_distance": -3.0}]
     with pytest.raises(pandera.errors.SchemaErrors) as caught:
         AdsVehicleHourlyStat.validate(_ads(bad), lazy=True)
-    checks = set(caught.value.failure_cases.column("check").to_pylist())
+    checks = set(failure_cases_table(caught.value.failure_cases).column("check").to_pylist())
     assert {"field_uniqueness", "greater_than_or_equal_to(0)"} <= checks
     assert any(c.startswith("str_matches") for c in checks)
 
@@ -90,7 +94,7 @@ def test_ods_wrong_dtype_and_extra_column_are_caught():
     )
     with pytest.raises(pandera.errors.SchemaErrors) as caught:
         OdsVehicleGpsRaw.validate(frame, lazy=True)
-    checks = set(caught.value.failure_cases.column("check").to_pylist())
+    checks = set(failure_cases_table(caught.value.failure_cases).column("check").to_pylist())
     assert "column_in_schema" in checks
     assert any("dtype" in c for c in checks)
 

@@ -1,11 +1,11 @@
 """Publish a layer's partition: validate before it is visible, swap in atomically, expose in SQL.
 
-Publishing is two steps so that callers can decide between them: :func:`stage_batches` and
-:func:`stage_query` write the partition (an hour, or a day given as its ``dt=...`` path) to a
-local staged file and run the pandera schema over every row of it (a violation fails the step
-with the failing cases shown); :func:`publish` then makes it visible in one step. In between, a
-caller can stage several layers and publish them together (DWD and ADS), or refuse to replace a
-partition with less data than it holds (ODS).
+Publishing is two steps so that callers can decide between them: :func:`stage_batches`,
+:func:`stage_query` and :func:`stage_copy` write the partition (an hour, or a day given as its
+``dt=...`` path) to a local staged file and run the pandera schema over every row of it (a
+violation fails the step with the failing cases shown); :func:`publish` then makes it visible in
+one step. In between, a caller can stage several layers and publish them together (DWD and
+ADS), or refuse to replace a partition with less data than it holds (ODS).
 """
 
 from __future__ import annotations
@@ -100,11 +100,29 @@ def stage_query(
     table: str,
     partition: HourPartition | str,
     query: str,
+) -> StagedPartition:
+    """Stream the query's result from DuckDB into a staged file, validating each row group.
+
+    The file is written to the table's declared Arrow schema (types and nullability), so its
+    Parquet schema never depends on what the engine could prove about an hour's data (DuckDB's
+    own writer marks a column required when its statistics show no NULL); and each row group is
+    validated on its way to the file, never read back.
+    """
+    reader = con.sql(query).to_arrow_reader(ROWS_PER_ROW_GROUP)
+    return stage_batches(zone, table, partition, reader)
+
+
+def stage_copy(
+    zone: Zone,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    partition: HourPartition | str,
+    query: str,
     options: str = PARQUET_OPTIONS,
 ) -> StagedPartition:
-    """Let DuckDB write the query's result to a staged file, then validate every row of it.
+    """Let DuckDB's ``COPY`` write the query's result with ``options``, then validate it all.
 
-    ``options`` are the ``COPY`` options (a table may want smaller row groups or footer labels).
+    For files that need DuckDB's writer options (footer labels, small row groups).
     """
     validator = ChunkedSchemaValidator(table, LAYER_SCHEMAS[table])
     staged = StagedFile(zone, table, partition)

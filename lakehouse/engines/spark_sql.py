@@ -72,11 +72,7 @@ def to_spark(duckdb_sql: str) -> str:
     """The Spark SQL of one DuckDB statement, or :class:`UntranslatableSql` naming what is not."""
     tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
     unknown = sorted(
-        {
-            f.name.lower()
-            for f in tree.find_all(exp.Anonymous)
-            if f.name.lower() not in _HANDLED
-        }
+        {f.name.lower() for f in tree.find_all(exp.Anonymous) if f.name.lower() not in _HANDLED}
     )
     if unknown:
         raise UntranslatableSql(f"no Spark translation for DuckDB function(s) {unknown}")

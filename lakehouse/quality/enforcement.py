@@ -51,7 +51,7 @@ class ChunkedSchemaValidator:
         try:
             self.schema.validate(chunk, lazy=True)
         except pandera.errors.SchemaErrors as exc:
-            cases = _as_arrow(exc.failure_cases)
+            cases = failure_cases_table(exc.failure_cases)
             shown = cases.select([c for c in FAILURE_COLUMNS if c in cases.column_names])
             raise SchemaViolation(
                 self.table, shown.slice(0, MAX_FAILURE_CASES).to_pandas(), cases.num_rows
@@ -64,7 +64,11 @@ class ChunkedSchemaValidator:
             self.head = chunk.slice(0, HEAD_ROWS)
 
 
-def _as_arrow(cases: object) -> pyarrow.Table:
+def failure_cases_table(cases: object) -> pyarrow.Table:
+    """pandera's failure cases as Arrow: its pyarrow backend returns them as a pyarrow, polars
+    (when polars is installed) or pandas frame."""
     if isinstance(cases, pyarrow.Table):
         return cases
+    if hasattr(cases, "to_arrow"):  # polars
+        return cases.to_arrow()
     return pyarrow.Table.from_pandas(pd.DataFrame(cases), preserve_index=False)

@@ -36,7 +36,7 @@ from lakehouse.defs.ml.features import (
     VALIDATION_BELOW,
     training_set_sql,
 )
-from lakehouse.defs.publishing import StagedPartition, publish, stage_query
+from lakehouse.defs.publishing import StagedPartition, publish, stage_copy
 from lakehouse.defs.retries import storage_faults_handled
 from lakehouse.governance.masking import SALT_ENV, MaskingConfigError, bind_salt
 from lakehouse.governance.share_layout import kv_metadata_option
@@ -111,7 +111,7 @@ def ml_gps_training_set(
             )
             try:
                 for split in SPLITS:
-                    staged[split] = stage_query(
+                    staged[split] = stage_copy(
                         warehouse,
                         con,
                         ML_TRAINING_TABLE,
