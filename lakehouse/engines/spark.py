@@ -121,10 +121,15 @@ class SparkLayers:
 def spark_layers(
     master: str, remote: str | None, conf: Mapping[str, str], parent: Path
 ) -> Iterator[SparkLayers]:
-    """A Spark layer session whose results (and local-mode spill) live under ``parent``."""
+    """A Spark layer session whose results (and local-mode spill) live under ``parent``.
+
+    The results' folder is the step's; the spill folder is the local JVM's, which outlives the
+    step (one session per process), so it is not removed with the results.
+    """
+    local_dir = parent / "spark-local"
+    os.makedirs(local_dir, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="spark-", dir=parent))
-    os.makedirs(workdir / "local", exist_ok=True)
-    layers = SparkLayers(spark_session(master, remote, conf, workdir / "local"), workdir)
+    layers = SparkLayers(spark_session(master, remote, conf, local_dir), workdir)
     try:
         yield layers
     finally:

@@ -7,6 +7,9 @@ finite double can then overflow an aggregate), and a ``report_time`` that is exa
 duplicate reports (same vin, event_time, lng, lat, speed) are kept once. ``loc_valid`` is FALSE
 unless both coordinates are finite and in range: the finiteness test is evaluated per row, so
 no min/max statistics (which leave NaN out) can let an optimiser prove a NaN coordinate valid.
+Numbers are published in one canonical form: ``-0.0`` as ``0.0`` and every NaN as the one quiet
+NaN, so that reports differing only there are one report, and an hour has the same bits
+whichever engine computed it (Spark normalises both when it compares; DuckDB keeps the input's).
 
 The same patterns are used by the pandera schema (both run RE2), so whatever DWD keeps, the
 schema accepts.
@@ -49,6 +52,12 @@ LOC_VALID_SQL = f"""coalesce(
               AND lat BETWEEN {LAT_RANGE[0]} AND {LAT_RANGE[1]}
          ELSE FALSE END,
     FALSE)"""
+
+
+
+
+def _canonical(column: str) -> str:
+    return f"CASE WHEN isnan({column}) THEN 'NaN'::DOUBLE ELSE {column} + 0.0 END"
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,8 @@ def dwd_sql(classified_source: str, ordered: bool = False) -> str:
     return f"""
         SELECT vin, event_time, lng, lat, speed, {LOC_VALID_SQL} AS loc_valid
         FROM (
-            SELECT DISTINCT vin, event_time, lng, lat, speed
+            SELECT DISTINCT vin, event_time, {_canonical("lng")} AS lng,
+                   {_canonical("lat")} AS lat, {_canonical("speed")} AS speed
             FROM {classified_source}
             WHERE reason IS NULL
         )
