@@ -27,6 +27,7 @@ to ``--json`` and a plot of seconds and peak RSS against rows to ``--plot``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from lakehouse.engines.local_connect import local_connect_server
 from lakehouse.partitions import HourPartition
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sample_data import write_sample_data
@@ -50,6 +52,9 @@ REPO = Path(__file__).resolve().parents[1]
 HOUR = HourPartition.from_key("2025-09-17-23:00")
 DEFAULT_FLEETS = (10_000, 30_000, 90_000)  # about 3.7M, 11M and 33M rows
 ADS_NUMBERS = ("total_distance", "total_distance_haversine", "avg_speed")
+# The project under each layer engine: DuckDB in process, Spark in local mode (a JVM per run),
+# Spark through a Spark Connect server on this host (its JVM started once, before the runs).
+PROJECTS = {"duckdb": "project", "spark": "project (spark)", "spark-connect": "project (connect)"}
 # What each consumer is, as a CLI selection and its partition (the hour, or its day).
 CONSUMERS = {
     "share (thirdparty, DWD+ADS)": ("group:share", HOUR.key),
@@ -152,7 +157,13 @@ def generate(folder: Path, vehicles: int, fmt: str) -> tuple[int, Path]:
 
 
 def bench(
-    vehicles: int, fmt: str, runs: int, peers: list[str], consumers: bool, work: Path
+    vehicles: int,
+    fmt: str,
+    runs: int,
+    peers: list[str],
+    consumers: bool,
+    work: Path,
+    engines: list[str],
 ) -> tuple[list[Method], dict[str, float]]:
     folder = work / f"{fmt}-{vehicles}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -171,34 +182,54 @@ def bench(
                  "--stat-hour", HOUR.stat_hour, "--out-dir"]  # fmt: skip
     materialize = [dagster, "asset", "materialize", "--partition", HOUR.key, "-m"]
     engine = [sys.executable, "-m", "benchmarks.engine_floor", *peer_args, str(folder / "engine")]
+    project = [*materialize, "lakehouse.definitions", "--select", f"*{ADS_TABLE}"]
     commands = {
-        "engine floor": engine,
-        "dagster floor": [*materialize, "benchmarks.dagster_floor", "--select", "*"],
-        "project": [*materialize, "lakehouse.definitions", "--select", f"*{ADS_TABLE}"],
+        "engine floor": (engine, env),
+        "dagster floor": ([*materialize, "benchmarks.dagster_floor", "--select", "*"], env),
     }
-    for peer in peers:
-        commands[peer] = [sys.executable, "-m", f"benchmarks.baseline_{peer}", *peer_args,
-                          str(folder / peer)]  # fmt: skip
-    methods = []
-    # Interleaved (A B C A B C ...) so drift in the machine's speed hits every method alike.
-    measured = {name: Method(name, rows, fmt) for name in commands}
-    for attempt in range(runs + 1):
-        for name, cmd in commands.items():
-            wall, rss = timed(cmd, env, folder / f"{name.replace(' ', '_')}.log")
-            if attempt == 0:
-                continue  # warm-up: file cache, imports, instance storage
-            measured[name].walls.append(wall)
-            measured[name].rss_mib.append(rss)
-            if name == "project":
-                for step, seconds in step_seconds(home).items():
-                    measured[name].steps.setdefault(step, []).append(seconds)
+    with contextlib.ExitStack() as servers:
+        for name in engines:
+            commands[PROJECTS[name]] = (project, engine_env(env, name, folder, servers))
+        for peer in peers:
+            commands[peer] = ([sys.executable, "-m", f"benchmarks.baseline_{peer}", *peer_args,
+                               str(folder / peer)], env)  # fmt: skip
+        # Interleaved (A B C A B C ...) so drift in the machine's speed hits every method alike.
+        measured = {name: Method(name, rows, fmt) for name in commands}
+        for attempt in range(runs + 1):
+            for name, (cmd, cmd_env) in commands.items():
+                wall, rss = timed(cmd, cmd_env, folder / f"{name.replace(' ', '_')}.log")
+                if attempt == 0:
+                    continue  # warm-up: file cache, imports, instance storage
+                measured[name].walls.append(wall)
+                measured[name].rss_mib.append(rss)
+                if name in PROJECTS.values():
+                    for step, seconds in step_seconds(home).items():
+                        measured[name].steps.setdefault(step, []).append(seconds)
     methods = list(measured.values())
     for method in methods:
         print(f"  {fmt:<8} {method.name:<14} {rows:>12,} rows  median {method.wall:6.2f} s  "
               f"peak {method.rss:7.0f} MiB", flush=True)  # fmt: skip
     costs = measure_consumers(dagster, env, home, folder) if consumers else {}
-    check_parity(folder, peers)
+    check_parity(folder, peers, engines)
     return methods, costs
+
+
+def engine_env(
+    env: dict[str, str], engine: str, folder: Path, servers: contextlib.ExitStack
+) -> dict[str, str]:
+    """The project's environment for one layer engine; each engine has its own warehouse."""
+    if engine == "duckdb":
+        return env
+    spark = {
+        **env,
+        "LAKEHOUSE_ENGINE": "spark",
+        "LAKEHOUSE_WAREHOUSE_URL": str(folder / f"warehouse-{engine}"),
+        "LAKEHOUSE_CATALOG_PATH": str(folder / f"catalog-{engine}.duckdb"),
+    }
+    if engine == "spark-connect":  # one server for every run: its JVM starts once
+        log = folder / "spark-connect-server.log"
+        spark["SPARK_REMOTE"] = servers.enter_context(local_connect_server(log))
+    return spark
 
 
 def measure_consumers(
@@ -217,10 +248,12 @@ def measure_consumers(
     return costs
 
 
-def check_parity(folder: Path, peers: list[str]) -> None:
+def check_parity(folder: Path, peers: list[str], engines: list[str]) -> None:
     """Every method computes the same ADS numbers (up to float summation order)."""
-    project = folder / "warehouse" / partition_relpath(ADS_TABLE, HOUR)
-    others = [folder / "engine" / "ads.parquet", *(folder / p / "ads.parquet" for p in peers)]
+    warehouses = [folder / ("warehouse" if e == "duckdb" else f"warehouse-{e}") for e in engines]
+    project, *other_projects = (w / partition_relpath(ADS_TABLE, HOUR) for w in warehouses)
+    others = [folder / "engine" / "ads.parquet", *(folder / p / "ads.parquet" for p in peers),
+              *other_projects]  # fmt: skip
     reference = {r["vin"]: r for r in pq.read_table(project).to_pylist()}
     worst = 0.0
     for path in others:
@@ -301,6 +334,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="measured runs after one warm-up")
     parser.add_argument("--peers", nargs="*", default=[], choices=["pandas", "polars"])
     parser.add_argument("--consumers", action="store_true", help="also time the consumers")
+    parser.add_argument("--engines", nargs="+", default=["duckdb"], choices=list(PROJECTS),
+                        help="layer engines to run the project on")  # fmt: skip
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "lakehouse-bench"))
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--plot", default=None, help="write the plot to this PNG file")
@@ -311,7 +346,9 @@ def main() -> None:
     for fmt in args.formats:
         for vehicles in args.vehicles:
             print(f"{vehicles:,} vehicles, one report every 10 s, {fmt}:", flush=True)
-            methods, costs = bench(vehicles, fmt, args.runs, args.peers, args.consumers, work)
+            methods, costs = bench(
+                vehicles, fmt, args.runs, args.peers, args.consumers, work, args.engines
+            )
             results += methods
             consumer_costs.update({f"{k} @ {methods[0].rows:,} rows": v for k, v in costs.items()})
     summary = report(results)

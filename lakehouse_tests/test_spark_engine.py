@@ -27,6 +27,7 @@ from lakehouse.definitions import defs
 from lakehouse.defs.ads.fleet_kpi import fleet_kpi_sql
 from lakehouse.defs.ads.transform import ads_sql
 from lakehouse.defs.dwd.transform import DROP_REASONS, classified_sql, count_drops, dwd_sql
+from lakehouse.engines.local_connect import local_connect_server
 from lakehouse.engines.session import DuckDBLayers, LayerSession
 from lakehouse.engines.spark import SparkLayers, spark_layers
 from lakehouse.engines.spark_sql import UntranslatableSql, to_spark
@@ -52,7 +53,6 @@ from lakehouse_tests.spark_support import (
     canonical_rows,
     parquet_shape,
     published_files,
-    spark_connect_server,
 )
 from lakehouse_tests.test_properties import BAD_TIMES, GOOD_TIMES, rows_strategy
 
@@ -319,7 +319,7 @@ def test_one_setting_runs_the_cli_on_a_spark_connect_server(tmp_path, dirty_raw,
         LAKEHOUSE_WAREHOUSE_URL=str(work / "warehouse"),
     )
     lakehouse_init(work, env)
-    with spark_connect_server(tmp_path / "spark-connect.log") as url:
+    with local_connect_server(tmp_path / "spark-connect.log") as url:
         done = subprocess.run(
             [*MATERIALIZE_HOURLY, "--partition", HOUR.key],
             cwd=work, capture_output=True, text=True, timeout=600,
