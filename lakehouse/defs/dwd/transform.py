@@ -54,8 +54,6 @@ LOC_VALID_SQL = f"""coalesce(
     FALSE)"""
 
 
-
-
 def _canonical(column: str) -> str:
     return f"CASE WHEN isnan({column}) THEN 'NaN'::DOUBLE ELSE {column} + 0.0 END"
 
