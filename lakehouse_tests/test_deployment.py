@@ -281,6 +281,9 @@ def test_compose_and_test_run_the_same_commands_and_variables():
         "deploy/workspace.yaml",
     ]
     assert compose_command("api") == ["lakehouse", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    readme = (REPO / "README.md").read_text()
+    for service in ("init", "code-server", "dagster-webserver", "dagster-daemon", "api"):
+        assert " ".join(compose_command(service)) in readme, service
     # Run monitoring checks run processes of the code server from the daemon's container.
     assert services["dagster-daemon"]["pid"] == "service:code-server"
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
@@ -358,7 +361,7 @@ def topology(
         timeout=180,
     )
     assert init.returncode == 0, init.stderr[-3000:]
-    assert "Dagster instance of" in init.stdout, init.stdout
+    assert "storage ready in postgres (run launcher SingleHostRunLauncher)" in init.stdout
     with ExitStack() as stack:
         topology = Topology(topology_env, topology_logs, stack)
         topology.start_code_server()
