@@ -48,6 +48,7 @@ BIG_HOUR = HourPartition.from_key("2025-09-18-05:00")  # ~1.1M rows: a run of se
 ALL_HOURS = [*SMALL_HOURS, BIG_HOUR]
 LATE_HOUR = HourPartition.from_key("2025-09-18-06:00")  # as large, uploaded after the others
 HOURLY_JOB = "hourly_lakehouse_job"
+AUTOMATION_SENSOR = "lakehouse_automation"
 MAX_CONCURRENT_RUNS = 2
 IN_PROGRESS = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 # Variable prefixes the deployment's processes read; the test's environment is compared with
@@ -415,6 +416,20 @@ def _settled(ui: DagsterUI, hours: list[HourPartition]) -> list[dict[str, Any]] 
     return runs if succeeded >= {h.key for h in hours} and not busy else None
 
 
+def _quiet(ui: DagsterUI, instance: dg.DagsterInstance) -> bool:
+    """No run in progress, and the automation sensor has looked since the last run ended and
+    requested nothing (it redraws the dashboard after hours land): nothing else will start."""
+    runs = ui.runs()
+    if any(r["status"] in IN_PROGRESS for r in runs):
+        return False
+    last_end = max((r["endTime"] or 0.0 for r in runs), default=0.0)
+    (state,) = [s for s in instance.all_instigator_state() if s.name == AUTOMATION_SENSOR]
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+    if not ticks or ticks[0].status.value == "STARTED":
+        return False
+    return ticks[0].timestamp > last_end and not ticks[0].run_ids
+
+
 def _retry_of(ui: DagsterUI, run_id: str) -> dict[str, Any] | None:
     """Dagster's automatic retry of the run (run retries)."""
     return next((r for r in ui.runs() if r["parentRunId"] == run_id), None)
@@ -503,6 +518,9 @@ def test_production_topology_runs_hours_and_recovers_killed_runs(
     #    its failure ("Failed to retry run", will_retry=false), which is the case unless the
     #    server is back within a monitoring poll; DataScan then requests the failed hour again
     #    itself after its cool-down. Either way, the hour lands.
+    #    So that the late hour's run is the only one the kill takes, let the automation sensor
+    #    settle first.
+    wait_until(lambda: _quiet(ui, view), 180, "the automation sensor to settle", interval=1)
     rows[LATE_HOUR.key] = _upload_hour(env["LAKEHOUSE_RAW_URL"], LATE_HOUR, 600, 2)
     orphan_run, orphan_pid = wait_until(
         lambda: _run_in_a_step(ui, view, LATE_HOUR), 300, "the late hour's run", 0.2
