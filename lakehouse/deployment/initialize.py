@@ -71,14 +71,22 @@ def exclusive_lock(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterato
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def sqlite_storage_dir(home: Path) -> Path | None:
-    """Where dagster.yaml puts the SQLite storage (relative paths: from the current folder)."""
+def _storage_config(home: Path) -> dict:
     config_file = home / "dagster.yaml"
     if not config_file.exists():
-        return None
-    config = yaml.safe_load(config_file.read_text()) or {}
-    base_dir = (config.get("storage") or {}).get("sqlite", {}).get("base_dir")
+        return {}
+    return (yaml.safe_load(config_file.read_text()) or {}).get("storage") or {}
+
+
+def sqlite_storage_dir(home: Path) -> Path | None:
+    """Where dagster.yaml puts the SQLite storage (relative paths: from the current folder)."""
+    base_dir = _storage_config(home).get("sqlite", {}).get("base_dir")
     return Path(base_dir).resolve() if isinstance(base_dir, str) else None
+
+
+def database_storage(home: Path) -> str | None:
+    """``postgres`` or ``mysql`` when dagster.yaml keeps the instance in a database server."""
+    return next((kind for kind in ("postgres", "mysql") if kind in _storage_config(home)), None)
 
 
 def initialize_home(say: Callable[[str], None] = print) -> None:
@@ -108,6 +116,12 @@ def _initialize_instance(home: Path, say: Callable[[str], None]) -> None:
         say(f"no dagster.yaml in {home}: Dagster's default instance settings apply")
     with dg.DagsterInstance.get() as instance:  # creates and stamps any missing storage
         run_launcher = type(instance.run_launcher).__name__
+    if database := database_storage(home):
+        # Tables are created when missing; a Dagster upgrade also needs `dagster instance migrate`.
+        say(
+            f"Dagster instance of {home}: storage ready in {database} (run launcher {run_launcher})"
+        )
+        return
     where = f" in {storage_dir}" if storage_dir else ""
     verb = "already initialised" if existed else "initialised"
     say(f"Dagster instance of {home}: storage {verb}{where} (run launcher {run_launcher})")
