@@ -177,7 +177,7 @@ def bench(
         "LAKEHOUSE_CATALOG_PATH": str(folder / "catalog.duckdb"),
         "LAKEHOUSE_MASKING_SALT": os.environ.get("LAKEHOUSE_MASKING_SALT", "benchmark-salt"),
     }
-    dagster = shutil.which("dagster") or "dagster"
+    dagster = str(Path(sys.executable).with_name("dagster"))  # the venv's, whatever PATH says
     peer_args = ["--raw-hour-dir", str(raw / ODS_TABLE / HOUR.hive_path),
                  "--stat-hour", HOUR.stat_hour, "--out-dir"]  # fmt: skip
     materialize = [dagster, "asset", "materialize", "--partition", HOUR.key, "-m"]

@@ -16,6 +16,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 from lakehouse.defs.jobs import HOURLY_SELECTION
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's commands, whatever PATH says
 HOUR = "2025-09-17-23:00"
 DATABASES = {
     "runs": "data/dagster/storage/history/runs.db",
@@ -48,11 +50,13 @@ def trial(root: Path, index: int, init: bool) -> tuple[int, dict[str, int], str]
         shutil.copy(REPO / name, work / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
     env["DAGSTER_HOME"] = str(work)
-    generate = ["lakehouse", "generate", "--start", HOUR[:10] + "T" + HOUR[11:], "--vehicles", "5"]
+    start = HOUR[:10] + "T" + HOUR[11:]
+    generate = [str(BIN / "lakehouse"), "generate", "--start", start, "--vehicles", "5"]
     subprocess.run(generate, cwd=work, env=env, check=True, capture_output=True)
     if init:
-        subprocess.run(["lakehouse", "init"], cwd=work, env=env, check=True, capture_output=True)
-    materialize = ["dagster", "asset", "materialize", "-m", "lakehouse.definitions"]
+        init_command = [str(BIN / "lakehouse"), "init"]
+        subprocess.run(init_command, cwd=work, env=env, check=True, capture_output=True)
+    materialize = [str(BIN / "dagster"), "asset", "materialize", "-m", "lakehouse.definitions"]
     runs = [
         subprocess.Popen(
             [*materialize, "--select", HOURLY_SELECTION, "--partition", HOUR],

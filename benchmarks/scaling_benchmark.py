@@ -89,7 +89,7 @@ def bare_command(hour: Hour, out: Path) -> list[str]:
 
 
 def dagster_command() -> list[str]:
-    dagster = shutil.which("dagster") or "dagster"
+    dagster = str(Path(sys.executable).with_name("dagster"))  # the venv's, whatever PATH says
     return [dagster, "asset", "materialize", "-m", "lakehouse.definitions",
             "--select", ",".join(LAYERS), "--partition", HOUR.key]  # fmt: skip
 

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from lakehouse.partitions import HourPartition
 from lakehouse.resources.zones import S3Zone, Zone
+from lakehouse.warehouse.prefetch import prefetched
 
 PARTITION_FILE = "part-0.parquet"
 STAGING_DIR = "_staging"
@@ -151,15 +152,25 @@ def write_local(
     rows_per_row_group: int = ROWS_PER_ROW_GROUP,
     compression: str = "zstd",
 ) -> int:
-    """Write ``batches`` to a local Parquet file, validating each row group; returns rows."""
+    """Write ``batches`` to a local Parquet file, validating each row group; returns rows.
+
+    The next row group is read and validated in a background thread while this one is encoded
+    (see ``prefetch``); a group is written only once it passed ``validate``.
+    """
     rows = 0
+    groups = _validated(_row_groups(batches, schema, rows_per_row_group), validate)
     with pq.ParquetWriter(path, schema, compression=compression) as writer:
-        for chunk in _row_groups(batches, schema, rows_per_row_group):
-            if validate is not None:
-                validate(chunk)
+        for chunk in prefetched(groups):
             writer.write_table(chunk, row_group_size=rows_per_row_group)
             rows += chunk.num_rows
     return rows
+
+
+def _validated(chunks: Iterable[pa.Table], validate: ChunkValidator | None) -> Iterator[pa.Table]:
+    for chunk in chunks:
+        if validate is not None:
+            validate(chunk)
+        yield chunk
 
 
 def sweep_staging(zone: Zone, table: str, older_than: float = STALE_STAGING_SECONDS) -> int:
