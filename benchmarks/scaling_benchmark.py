@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.hour_benchmark import HOUR, LAYERS, REPO, run_process
+from benchmarks.hour_benchmark import HOUR, REPO, timed
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sample_data import write_sample_data
-from lakehouse.tables import ODS_TABLE
+from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
 
 TASKSET = shutil.which("taskset")
+LAYERS = (ODS_TABLE, DWD_TABLE, ADS_TABLE)
 
 
 @dataclass
@@ -83,9 +84,10 @@ def make_hour(vehicles: int, folder: Path, copy_of: Hour | None = None) -> Hour:
 
 
 def bare_command(hour: Hour, out: Path) -> list[str]:
+    """The engine floor of ``hour_benchmark``: raw files to DWD and ADS, bare DuckDB."""
     hour_dir = hour.raw / ODS_TABLE / HOUR.hive_path
-    return [sys.executable, "-m", "benchmarks.baseline_duckdb", "--raw-hour-dir", str(hour_dir),
-            "--stat-hour", HOUR.stat_hour, "--out", str(out)]  # fmt: skip
+    return [sys.executable, "-m", "benchmarks.engine_floor", "--raw-hour-dir", str(hour_dir),
+            "--stat-hour", HOUR.stat_hour, "--out-dir", str(out)]  # fmt: skip
 
 
 def dagster_command() -> list[str]:
@@ -102,10 +104,10 @@ def measure(cmd: list[str], env: dict[str, str], log: Path, runs: int) -> tuple[
     """Median wall seconds and largest peak RSS (GiB) of ``runs`` runs after a warm-up."""
     walls, rss = [], []
     for attempt in range(runs + 1):
-        wall, kib = run_process(cmd, env, log)
+        wall, mib = timed(cmd, env, log)
         if attempt:
             walls.append(wall)
-            rss.append(kib / 1024 / 1024)
+            rss.append(mib / 1024)
     return statistics.median(walls), max(rss)
 
 
@@ -161,7 +163,7 @@ def main() -> None:
         for label, pin in (("1 core", "0"), (f"{cores} cores", None)):
             if pin and not TASKSET:
                 continue
-            bare = measure(pinned(bare_command(hour, work / "ads.parquet"), pin), hour.env(),
+            bare = measure(pinned(bare_command(hour, work / "engine-floor"), pin), hour.env(),
                            work / "bare.log", args.runs)  # fmt: skip
             full = measure(pinned(dagster_command(), pin), hour.env(), work / "dagster.log",
                            args.runs)  # fmt: skip
