@@ -1,7 +1,7 @@
 """How far one machine goes: rows/s per core, memory per hour, parallel hourly runs.
 
-    python benchmarks/scaling_benchmark.py                       # ~3.7M and ~11M-row hours
-    python benchmarks/scaling_benchmark.py --vehicles 10300 --runs 3 --parallel 1 2 4
+    python -m benchmarks.scaling_benchmark                       # ~3.7M and ~11M-row hours
+    python -m benchmarks.scaling_benchmark --vehicles 10300 --runs 3 --parallel 1 2 4
 
 For each fleet size it generates one arrival hour with the project's generator (as
 ``hour_benchmark.py`` does: Parquet, 4 files, dirty, seed 7, a report every 10 s) and runs,
