@@ -31,8 +31,6 @@ from typing import Any
 
 import boto3
 import dagster as dg
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -40,7 +38,7 @@ from lakehouse.partitions import HourPartition
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sample_data import write_sample_data
 from lakehouse.tables import ADS_TABLE
-from lakehouse.warehouse.partition_store import partition_relpath
+from lakehouse.warehouse.partition_store import partition_relpath, read_partition
 from lakehouse_tests.conftest import REPO, PostgresServer, free_port, running, wait_until
 
 DEPLOY = REPO / "deploy"
@@ -460,11 +458,6 @@ def _recovery_of(ui: DagsterUI, run_id: str) -> dict[str, Any] | None:
     )
 
 
-def warehouse_prefix(env: dict[str, str]) -> str:
-    """The key prefix of ``LAKEHOUSE_WAREHOUSE_URL`` (``s3://bucket/<prefix>``)."""
-    return env["LAKEHOUSE_WAREHOUSE_URL"].removeprefix("s3://").split("/", 1)[1]
-
-
 def api_rows(env: dict[str, str], key: str, table: str, hour: HourPartition) -> list[dict]:
     """Every row of one hour of ``table`` from the data service, page after page."""
     url = f"http://127.0.0.1:{env['LAKEHOUSE_API_PORT']}/v1/tables/{table}/rows"
@@ -617,9 +610,8 @@ def test_production_topology_runs_hours_and_recovers_killed_runs(
     )
     assert created.returncode == 0, created.stderr
     served = api_rows(env, created.stdout.strip(), ADS_TABLE, BIG_HOUR)
-    ads_key = f"{warehouse_prefix(env)}/{partition_relpath(ADS_TABLE, BIG_HOUR)}"
-    published = s3.get_object(Bucket=buckets["lake"], Key=ads_key)["Body"].read()
-    published_vins = pq.read_table(pa.BufferReader(published), columns=["vin"]).column("vin")
+    published_vins = read_partition(warehouse, ADS_TABLE, BIG_HOUR).to_table(columns=["vin"])
+    published_vins = published_vins.column("vin")
     assert sorted(row["vin"] for row in served) == sorted(published_vins.to_pylist())
     assert len(served) > 0
 
