@@ -140,3 +140,50 @@ def test_an_hour_without_files_publishes_empty_layers(local_storage, catalog):
     assert (ods["rows_out"].value, ods["files_read"].value) == (0, 0)
     ads = pq.read_table(local_storage.warehouse().path(partition_relpath(ADS_TABLE, HOUR)))
     assert ads.num_rows == 0
+
+
+def test_raw_parquet_in_the_ods_schema_joins_byte_for_byte_the_rest_is_converted(
+    local_storage, catalog
+):
+    raw = local_storage.raw()
+    oversized = {**MORE[0], "vin": "VIN003", "device_id": "D" * 500}  # dropped at intake
+    dictionary_vin = pa.schema(
+        [pa.field("vin", pa.dictionary(pa.int32(), pa.string())), *list(ODS_SCHEMA)[1:]]
+    )
+    files = {
+        "a_plain.parquet": ods_table(GOOD),
+        "b_orc.orc": ods_table(MORE),
+        "c_dropped_row.parquet": ods_table([*MORE, oversized]),
+        "d_dictionary.parquet": ods_table(GOOD).cast(dictionary_vin),
+        "e_plain.parquet": ods_table(MORE),
+    }
+    for name, table in files.items():
+        write_raw(raw, name, table)
+
+    result = materialize_hour(local_storage, catalog)
+    assert result.success
+    ods = materialization_metadata(result, ODS_TABLE)
+    assert (ods["files_verbatim"].value, ods["files_converted"].value) == (2, 3)
+    assert ods["dropped_oversized_string"].value == 1
+    record = json.loads(
+        local_storage.warehouse().read_bytes(f"_intake/{ODS_TABLE}/{HOUR.hive_path}/intake.json")
+    )
+    stored = {entry["key"].rsplit("/", 1)[1]: entry["stored"] for entry in record["accepted"]}
+    assert stored == {"a_plain.parquet": "verbatim", "b_orc.orc": "converted",
+                      "c_dropped_row.parquet": "converted", "d_dictionary.parquet": "converted",
+                      "e_plain.parquet": "verbatim"}  # fmt: skip
+
+    published = local_storage.warehouse().path(partition_relpath(ODS_TABLE, HOUR))
+    table = pq.read_table(published)
+    assert table.schema.equals(ODS_SCHEMA)
+    # Every accepted row, in the raw files' order, nothing else.
+    assert table.to_pylist() == [*ods_table(GOOD).to_pylist(), *ods_table(MORE).to_pylist(),
+                                 *ods_table(MORE).to_pylist(), *ods_table(GOOD).to_pylist(),
+                                 *ods_table(MORE).to_pylist()]  # fmt: skip
+    # The verbatim files' column chunks are in the partition as uploaded.
+    with open(published, "rb") as joined:
+        partition_bytes = joined.read()
+    for name in ("a_plain.parquet", "e_plain.parquet"):
+        uploaded = raw.read_bytes(f"{ODS_TABLE}/{HOUR.hive_path}/{name}")
+        footer_start = len(uploaded) - 8 - int.from_bytes(uploaded[-8:-4], "little")
+        assert uploaded[4:footer_start] in partition_bytes

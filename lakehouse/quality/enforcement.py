@@ -64,6 +64,19 @@ class ChunkedSchemaValidator:
             self.head = chunk.slice(0, HEAD_ROWS)
 
 
+def combined(validators: list[ChunkedSchemaValidator]) -> ChunkedSchemaValidator:
+    """One account of validators that checked parts of a partition (in the parts' order)."""
+    first = validators[0]
+    total = ChunkedSchemaValidator(first.table, first.schema)
+    for part in validators:
+        total.rows_validated += part.rows_validated
+        total.chunks_validated += part.chunks_validated
+        total.seconds += part.seconds
+        if total.head is None:
+            total.head = part.head
+    return total
+
+
 def failure_cases_table(cases: object) -> pyarrow.Table:
     """pandera's failure cases as Arrow: its pyarrow backend returns them as a pyarrow, polars
     (when polars is installed) or pandas frame."""

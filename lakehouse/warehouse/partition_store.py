@@ -158,7 +158,7 @@ def write_local(
     (see ``prefetch``); a group is written only once it passed ``validate``.
     """
     rows = 0
-    groups = _validated(_row_groups(batches, schema, rows_per_row_group), validate)
+    groups = validated_row_groups(batches, schema, validate, rows_per_row_group)
     with pq.ParquetWriter(path, schema, compression=compression) as writer:
         for chunk in prefetched(groups):
             writer.write_table(chunk, row_group_size=rows_per_row_group)
@@ -166,8 +166,14 @@ def write_local(
     return rows
 
 
-def _validated(chunks: Iterable[pa.Table], validate: ChunkValidator | None) -> Iterator[pa.Table]:
-    for chunk in chunks:
+def validated_row_groups(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    validate: ChunkValidator | None,
+    rows_per_row_group: int = ROWS_PER_ROW_GROUP,
+) -> Iterator[pa.Table]:
+    """``batches`` regrouped into row groups in ``schema``, each passed to ``validate`` first."""
+    for chunk in _row_groups(batches, schema, rows_per_row_group):
         if validate is not None:
             validate(chunk)
         yield chunk

@@ -7,6 +7,8 @@ from pydantic import Field
 
 from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK, SCHEMA_CHECK
 from lakehouse.defs.ods.ingest import (
+    CONVERTED,
+    VERBATIM,
     ReplacementRefused,
     StagedHour,
     check_replacement,
@@ -95,7 +97,8 @@ def ods_vehicle_gps_raw(
             "files_read": len(hour.accepted),
             "files_skipped": len(hour.skipped),
             "files_quarantined": len(hour.quarantined),
-            "writes": hour.writes,
+            "files_verbatim": sum(item.stored == VERBATIM for item in hour.accepted),
+            "files_converted": sum(item.stored == CONVERTED for item in hour.accepted),
             "raw_dir": dg.MetadataValue.path(raw.display(raw.path(hour_dir(partition)))),
             "intake_record": dg.MetadataValue.path(
                 warehouse.display(warehouse.path(intake_record_key(partition)))

@@ -2,10 +2,17 @@
 the published one.
 
 The hour's data files are fetched first (on S3: downloaded, pinned to the listed ETag), then
-judged and streamed from local bytes, so only the files' own faults become quarantine verdicts.
-A file whose data breaks mid-read is quarantined; the files after it are then checked without
-writing, and the hour is written once more without every bad file found: never more than two
-writes, however many files are bad.
+judged and read from local bytes, so only the files' own faults become quarantine verdicts.
+Every file is read whole, in the ODS schema, within the intake bounds and through the ODS
+pandera schema, two files at a time; a file whose data breaks mid-read is quarantined and costs
+nothing else. Then the partition is assembled without encoding what need not be:
+
+- *verbatim*: a Parquet file already in the ODS schema, as Arrow writes it, with no row out of
+  bounds, joins the partition byte for byte (``parquet_concat``);
+- *converted*: anything else (ORC, other types or writers, rows dropped at intake) is written
+  in the ODS schema first, each file on its own, and joins the same way.
+
+The partition keeps the raw files' order and rows; only its row groups are theirs.
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lakehouse.defs.ods.intake import (
     FileFault,
@@ -28,15 +37,22 @@ from lakehouse.defs.ods.intake import (
     list_hour,
     read_rows,
 )
-from lakehouse.defs.publishing import StagedPartition, stage_batches
+from lakehouse.defs.publishing import StagedPartition, failing_on_violation
 from lakehouse.partitions import HourPartition
+from lakehouse.quality.enforcement import ChunkedSchemaValidator, combined
+from lakehouse.quality.schemas import LAYER_SCHEMAS
 from lakehouse.resources.zones import Zone
-from lakehouse.tables import ODS_TABLE
+from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
+from lakehouse.warehouse.parquet_concat import Layout, concat_parquet, joinable
+from lakehouse.warehouse.partition_store import StagedFile, validated_row_groups, write_local
 
 INTAKE_DIR = "_intake"
-# ODS is written once and read once per hour (by DWD): favour write speed (snappy encodes an
-# hour of a 30k fleet ~0.6 s faster than zstd, for ~25% more bytes).
+# Converted files are written once and read once per hour (by DWD): favour write speed (snappy
+# encodes an hour of a 30k fleet ~0.6 s faster than zstd, for ~25% more bytes).
 ODS_COMPRESSION = "snappy"
+# Files judged at once: each read is mostly native code that releases the GIL.
+READERS = 2
+VERBATIM, CONVERTED = "verbatim", "converted"
 
 
 class ReplacementRefused(Exception):
@@ -49,6 +65,7 @@ class AcceptedFile:
     check: FooterCheck
     local_path: str
     counts: RowCounts = field(default_factory=RowCounts)
+    stored: str = ""  # VERBATIM or CONVERTED, once judged
 
 
 @dataclass
@@ -59,7 +76,6 @@ class StagedHour:
     accepted: list[AcceptedFile]
     skipped: list[RejectedFile]
     quarantined: list[RejectedFile]
-    writes: int
 
     @property
     def rows_dropped(self) -> dict[str, int]:
@@ -89,6 +105,7 @@ def require_raw_dataset(raw: Zone) -> None:
 def staged_hour(raw: Zone, warehouse: Zone, partition: HourPartition) -> Iterator[StagedHour]:
     """Judge and stage the hour; the staged file is discarded when the block exits."""
     candidates, skipped = list_hour(raw, partition)
+    converted: list[StagedFile] = []  # parts written aside, gone once the hour is assembled
     with contextlib.ExitStack() as fetched:
         local = {f.key: fetched.enter_context(raw.fetch_local(f.info)) for f in candidates}
         verdicts = check_footers(local, {f.key: f.format for f in candidates})
@@ -99,59 +116,100 @@ def staged_hour(raw: Zone, warehouse: Zone, partition: HourPartition) -> Iterato
                 quarantined.append(RejectedFile(raw_file.key, verdict.reason))
             else:
                 accepted.append(AcceptedFile(raw_file, verdict, local[raw_file.key]))
-        staged, writes = _write_at_most_twice(warehouse, partition, accepted, quarantined)
-    # Leaving the ExitStack re-checked that no local raw file changed while it was read.
+        try:
+            with (
+                failing_on_violation(ODS_TABLE, partition.key),
+                ThreadPoolExecutor(READERS, thread_name_prefix="ods-intake") as pool,
+            ):
+                judged = list(
+                    pool.map(lambda item: _judge(warehouse, partition, item, converted), accepted)
+                )
+            kept = []
+            for item, (outcome, validator) in zip(accepted, judged, strict=True):
+                if isinstance(outcome, FileFault):
+                    quarantined.append(RejectedFile(item.file.key, outcome.reason))
+                else:
+                    kept.append((item, outcome, validator))
+            staged = _assemble(warehouse, partition, kept)
+        finally:
+            for part in converted:
+                part.discard()
+        # Leaving ``fetched`` re-checks that no local raw file changed while it was read.
     try:
-        yield StagedHour(staged, accepted, skipped, quarantined, writes)
+        yield StagedHour(staged, [item for item, _, _ in kept], skipped, quarantined)
     finally:
         staged.discard()
 
 
-def _write_at_most_twice(
+Outcome = StagedFile | str | FileFault  # a converted file, a raw file joined as is, or a fault
+
+
+def _judge(
+    warehouse: Zone, partition: HourPartition, item: AcceptedFile, converted: list[StagedFile]
+) -> tuple[Outcome, ChunkedSchemaValidator]:
+    """Read the file whole; keep it as it is if it may be, else write its ODS rows aside."""
+    if item.file.format == "parquet" and joinable(item.local_path, ODS_LAYOUT) is None:
+        validator = _validator()
+        try:
+            rows = read_rows(item.local_path, item.file.format, item.check, item.counts)
+            for _ in validated_row_groups(rows, ODS_SCHEMA, validator):
+                pass
+        except FileFault as fault:
+            return fault, validator
+        if not item.counts.dropped:
+            item.stored = VERBATIM
+            return item.local_path, validator
+        item.counts = RowCounts()  # counted again as the rows are converted
+    return _convert(warehouse, partition, item, converted)
+
+
+def _convert(
+    warehouse: Zone, partition: HourPartition, item: AcceptedFile, converted: list[StagedFile]
+) -> tuple[Outcome, ChunkedSchemaValidator]:
+    validator = _validator()
+    part = StagedFile(warehouse, ODS_TABLE, partition)
+    converted.append(part)
+    try:
+        rows = read_rows(item.local_path, item.file.format, item.check, item.counts)
+        write_local(part.local_path, ODS_SCHEMA, rows, validator, compression=ODS_COMPRESSION)
+    except FileFault as fault:
+        part.discard()
+        return fault, validator
+    finally:
+        pa.default_memory_pool().release_unused()
+    item.stored = CONVERTED
+    return part, validator
+
+
+def _assemble(
     warehouse: Zone,
     partition: HourPartition,
-    accepted: list[AcceptedFile],
-    quarantined: list[RejectedFile],
-) -> tuple[StagedPartition, int]:
-    try:
-        return _stage(warehouse, partition, accepted), 1
-    except _BrokenFile as broken:
-        quarantined.append(RejectedFile(broken.file.file.key, broken.reason))
-        later = accepted[accepted.index(broken.file) + 1 :]
-        accepted.remove(broken.file)
-        for candidate in later:  # find every other bad file before writing again
-            try:
-                for _ in read_rows(candidate.local_path, candidate.file.format, candidate.check,
-                                   RowCounts()):  # fmt: skip
-                    pass
-            except FileFault as fault:
-                quarantined.append(RejectedFile(candidate.file.key, fault.reason))
-                accepted.remove(candidate)
-        for kept in accepted:
-            kept.counts = RowCounts()
-        return _stage(warehouse, partition, accepted), 2
-
-
-class _BrokenFile(Exception):
-    def __init__(self, file: AcceptedFile, reason: str):
-        super().__init__(reason)
-        self.file, self.reason = file, reason
-
-
-def _stage(
-    warehouse: Zone, partition: HourPartition, accepted: Sequence[AcceptedFile]
+    kept: list[tuple[AcceptedFile, Outcome, ChunkedSchemaValidator]],
 ) -> StagedPartition:
-    return stage_batches(
-        warehouse, ODS_TABLE, partition, _batches(accepted), compression=ODS_COMPRESSION
-    )
+    """The partition's one file: every kept file's rows, in the raw files' order."""
+    staged = StagedFile(warehouse, ODS_TABLE, partition)
+    try:
+        if kept:
+            paths = [o.local_path if isinstance(o, StagedFile) else str(o) for _, o, _ in kept]
+            concat_parquet(paths, staged.local_path)
+            validator = combined([v for _, _, v in kept])
+        else:
+            pq.write_table(ODS_SCHEMA.empty_table(), staged.local_path)
+            validator = _validator()
+        if not pq.read_schema(staged.local_path).equals(ODS_SCHEMA):
+            raise AssertionError("the assembled ODS file is not in the ODS schema")
+    except BaseException:
+        staged.discard()
+        raise
+    return StagedPartition(warehouse, ODS_TABLE, partition.key, staged, validator)
 
 
-def _batches(accepted: Sequence[AcceptedFile]) -> Iterator[pa.RecordBatch]:
-    for item in accepted:
-        try:
-            yield from read_rows(item.local_path, item.file.format, item.check, item.counts)
-        except FileFault as fault:
-            raise _BrokenFile(item, fault.reason) from None
+def _validator() -> ChunkedSchemaValidator:
+    return ChunkedSchemaValidator(ODS_TABLE, LAYER_SCHEMAS[ODS_TABLE])
+
+
+# What a raw Parquet file must look like to join the partition as it is.
+ODS_LAYOUT = Layout.written_for(ODS_SCHEMA)
 
 
 def previous_record(warehouse: Zone, partition: HourPartition) -> dict | None:
@@ -205,6 +263,7 @@ def intake_record(raw: Zone, partition: HourPartition, hour: StagedHour) -> dict
                 "version": item.file.info.version,
                 "rows_read": item.counts.read,
                 "rows_dropped": dict(item.counts.dropped),
+                "stored": item.stored,
             }
             for item in hour.accepted
         ],
