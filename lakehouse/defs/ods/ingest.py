@@ -134,6 +134,8 @@ def staged_hour(raw: Zone, warehouse: Zone, partition: HourPartition) -> Iterato
         finally:
             for part in converted:
                 part.discard()
+            # Hand the readers' buffers back to the OS before the layers' engine needs memory.
+            pa.default_memory_pool().release_unused()
         # Leaving ``fetched`` re-checks that no local raw file changed while it was read.
     try:
         yield StagedHour(staged, [item for item, _, _ in kept], skipped, quarantined)
