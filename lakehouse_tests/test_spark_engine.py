@@ -241,7 +241,7 @@ def test_a_duckdb_function_without_a_translation_is_refused_when_compiling():
 def _layers_of(layers: LayerSession, ods_path: str, con: duckdb.DuckDBPyConnection) -> dict:
     """The hour's drop counts, DWD, ADS and KPI rows as ``hourly_layers`` computes them."""
     layers.register("ods", ods_path)
-    layers.materialize("classified", classified_sql("ods"))
+    layers.define("classified", classified_sql("ods"))
     drops = count_drops(layers, "classified")
     out = {"drops": drops}
     with tempfile.TemporaryDirectory() as folder:

@@ -19,8 +19,12 @@ class LayerSession(Protocol):
     def register(self, view: str, parquet_path: str) -> None:
         """Make a local Parquet file readable as ``view``."""
 
-    def materialize(self, view: str, sql: str) -> None:
-        """Compute ``sql`` once and keep the rows as ``view`` (read more than once)."""
+    def define(self, view: str, sql: str) -> None:
+        """Make ``sql``'s rows readable as ``view`` by the queries that follow.
+
+        Whether the rows are computed once and kept, or as each query scans, is the engine's
+        choice: whichever costs it less.
+        """
 
     def drop(self, view: str) -> None:
         """Forget ``view`` and free what it held."""
@@ -46,11 +50,13 @@ class DuckDBLayers:
             f"SELECT * FROM read_parquet({quote_literal(parquet_path)})"
         )
 
-    def materialize(self, view: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {view} AS {sql}")
+    def define(self, view: str, sql: str) -> None:
+        # A view: each reader computes the rows as it scans. Keeping the hour's classified rows
+        # in a table both readers share cost ~0.8 s more at 10.9M rows (and spilled).
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql}")
 
     def drop(self, view: str) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS {view}")
+        self.con.execute(f"DROP VIEW IF EXISTS {view}")
 
     def rows(self, sql: str) -> list[tuple]:
         return self.con.sql(sql).fetchall()

@@ -88,7 +88,8 @@ class SparkLayers:
     def register(self, view: str, parquet_path: str) -> None:
         self.spark.read.parquet(parquet_path).createOrReplaceTempView(view)
 
-    def materialize(self, view: str, sql: str) -> None:
+    def define(self, view: str, sql: str) -> None:
+        # Kept: recomputing the rows for each reader costs Spark a whole job each time.
         frame = self.spark.sql(to_spark(sql)).persist()
         frame.count()  # computed now, once, for every reader of the view
         frame.createOrReplaceTempView(view)

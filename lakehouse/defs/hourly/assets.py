@@ -113,8 +113,8 @@ def hourly_layers(
         try:
             if DWD_KEY in selected:
                 ods = source(ODS_TABLE, dg.AssetKey(ODS_TABLE), "ods")
-                # Parse and classify every row once; both the counts and DWD read the result.
-                layers.materialize("classified", classified_sql(ods))
+                # Rows parsed and classified by one definition that the counts and DWD read.
+                layers.define("classified", classified_sql(ods))
                 drops = count_drops(layers, "classified")
                 staged[DWD_KEY] = stage(DWD_TABLE, dwd_sql("classified"))
                 layers.drop("classified")
