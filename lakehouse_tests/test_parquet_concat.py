@@ -75,12 +75,12 @@ def test_filters_by_statistics_and_page_index_still_find_every_row(tmp_path):
         assert sorted(arrow.column("n").to_pylist()) == wanted
 
 
-def _rewrite_created_by(source: str, target: str, writer: str) -> None:
-    """A copy of ``source`` whose footer names another writer."""
+def _rewrite_footer(source: str, target: str, change) -> None:
+    """A copy of ``source`` whose footer ``change`` edited."""
     from lakehouse.warehouse.parquet_concat import _footer
 
     footer, data_end = _footer(source)
-    footer.created_by = writer
+    change(footer)
     encoded = bytes(footer.to_bytes())
     with open(source, "rb") as src, open(target, "wb") as out:
         out.write(src.read(data_end))
@@ -96,7 +96,12 @@ def test_parts_that_cannot_join_are_refused_with_the_reason(tmp_path):
     pq.write_table(pa.table({"vin": pa.array(["V1"]).dictionary_encode(), "speed": [1.0]}),
                    dictionary)  # fmt: skip
     foreign = str(tmp_path / "foreign.parquet")
-    _rewrite_created_by(good, foreign, "parquet-mr version 1.6.0")  # old statistics rules
+    _rewrite_footer(good, foreign, lambda f: setattr(f, "created_by", "parquet-mr version 1.6.0"))
+    pointing_out = str(tmp_path / "pointing_out.parquet")  # a chunk's pages after the data
+    _rewrite_footer(
+        good, pointing_out, lambda f: setattr(f.row_groups[0].columns[1].meta_data,
+                                              "data_page_offset", 10_000)
+    )  # fmt: skip
     not_parquet = tmp_path / "not.parquet"
     not_parquet.write_bytes(b"PAR1" + b"\0" * 20)
 
@@ -105,7 +110,8 @@ def test_parts_that_cannot_join_are_refused_with_the_reason(tmp_path):
     assert "Parquet schema" in joinable(other_type, like)
     assert "Arrow types" in joinable(dictionary, like)
     assert "not parquet-cpp-arrow" in joinable(foreign, like)
-    for bad in (other_type, dictionary, foreign):
+    assert "outside the file's data" in joinable(pointing_out, like)
+    for bad in (other_type, dictionary, foreign, pointing_out):
         with pytest.raises(ConcatRefused):
             concat_parquet([good, bad], str(tmp_path / "out.parquet"))
     with pytest.raises(Exception, match=r"Parquet|footer"):

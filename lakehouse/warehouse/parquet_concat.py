@@ -68,12 +68,42 @@ def joinable(path: str, like: Layout) -> str | None:
         return "its Arrow types differ from the table's (e.g. dictionary columns)"
     if not (metadata.created_by or "").startswith(JOINABLE_WRITER):
         return f"written by {metadata.created_by or 'an unnamed writer'}, not {JOINABLE_WRITER}"
-    footer, _ = _footer(path)
+    footer, data_end = _footer(path)
     if footer.encryption_algorithm is not None or any(
         chunk.crypto_metadata is not None for group in footer.row_groups for chunk in group.columns
     ):
         return "it is encrypted"
+    if not all(
+        len(MAGIC) <= start and start + length <= data_end
+        for group in footer.row_groups
+        for chunk in group.columns
+        for start, length in _byte_ranges(chunk)
+    ):
+        # Only the bytes between the magic and the footer are copied: anything a chunk points
+        # at elsewhere (a crafted file) would be read differently once joined.
+        return "a column chunk points outside the file's data"
     return None
+
+
+def _byte_ranges(chunk: ThriftObject) -> list[tuple[int, int]]:
+    """(offset, length) of every part of a column chunk that its footer points at."""
+    meta = chunk.meta_data
+    if not meta.num_values:  # an empty chunk (Arrow writes data_page_offset 0): nothing is read
+        return []
+    first = meta.data_page_offset
+    if meta.dictionary_page_offset is not None:
+        first = min(first, meta.dictionary_page_offset)
+    # The chunk's bytes as a whole, and where each reader may start: at its first page.
+    ranges = [(first, meta.total_compressed_size), (meta.data_page_offset, 1)]
+    if meta.dictionary_page_offset is not None:
+        ranges.append((meta.dictionary_page_offset, 1))
+    if chunk.offset_index_offset is not None:
+        ranges.append((chunk.offset_index_offset, chunk.offset_index_length or 0))
+    if chunk.column_index_offset is not None:
+        ranges.append((chunk.column_index_offset, chunk.column_index_length or 0))
+    if getattr(meta, "bloom_filter_offset", None) is not None:
+        ranges.append((meta.bloom_filter_offset, getattr(meta, "bloom_filter_length", None) or 0))
+    return ranges
 
 
 def concat_parquet(parts: Sequence[str], out: str) -> int:
