@@ -25,12 +25,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from benchmarks.hour_benchmark import HOUR, REPO, timed
-from lakehouse.resources.storage import LakehouseStorage
-from lakehouse.sample_data import write_sample_data
+from benchmarks.hour_benchmark import HOUR, REPO, generate, instance_home, timed
 from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
 
@@ -61,25 +58,13 @@ def make_hour(vehicles: int, folder: Path, copy_of: Hour | None = None) -> Hour:
     """Generate the hour (or copy another's raw files) into ``folder``, with its own instance."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    raw = folder / "raw"
     if copy_of is not None:
+        raw = folder / "raw"
         shutil.copytree(copy_of.raw, raw)
         rows = copy_of.rows
     else:
-        rows = write_sample_data(
-            LakehouseStorage(raw_url=str(raw)).raw(create=True),
-            start=datetime(2025, 9, 17, 23),
-            vehicles=vehicles,
-            interval_s=10,
-            files_per_hour=4,
-            file_format="parquet",
-            dirty=True,
-            seed=7,
-        ).total_rows
-    home = folder / "dagster_home"
-    home.mkdir()
-    config = (REPO / "dagster.yaml").read_text().replace("data/dagster", f"{home}/data")
-    (home / "dagster.yaml").write_text(config)
+        rows, raw = generate(folder, vehicles, "parquet")
+    home = instance_home(folder)
     return Hour(rows, raw, folder / "warehouse", home)
 
 
