@@ -36,12 +36,18 @@ from lakehouse.defs.ml.features import (
     VALIDATION_BELOW,
     training_set_sql,
 )
-from lakehouse.defs.publishing import StagedPartition, publish, stage_copy
+from lakehouse.defs.publishing import (
+    StagedPartition,
+    publish,
+    schema_check_result,
+    stage_copy,
+)
 from lakehouse.defs.retries import storage_faults_handled
 from lakehouse.governance.masking import SALT_ENV, MaskingConfigError, bind_salt
 from lakehouse.governance.share_layout import kv_metadata_option
 from lakehouse.ml.extra import MissingMlExtra
 from lakehouse.partitions import DayPartition, HourPartition, daily_partitions
+from lakehouse.quality.enforcement import combined
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sql_text import quote_literal
@@ -161,17 +167,8 @@ def ml_gps_training_set(
 
 
 def _schema_check_result(staged: dict[str, StagedPartition]) -> dg.AssetCheckResult:
-    validators = [staged[split].validator for split in SPLITS]
-    return dg.AssetCheckResult(
-        asset_key=ML_TRAINING_KEY,
-        check_name=SCHEMA_CHECK,
-        passed=True,
-        metadata={
-            "schema": validators[0].schema.__name__,
-            "rows_validated": sum(v.rows_validated for v in validators),
-            "chunks_validated": sum(v.chunks_validated for v in validators),
-            "validation_seconds": round(sum(v.seconds for v in validators), 3),
-        },
+    return schema_check_result(
+        ML_TRAINING_KEY, combined([staged[split].validator for split in SPLITS])
     )
 
 
