@@ -94,6 +94,18 @@ ML_TRAINING_SCHEMA = pa.schema(
     ]
 )
 
+# Columns whose values repeat within a partition (vehicles, timestamps, speeds) are written
+# dictionary-encoded; the rest (coordinates, payloads, per-vehicle sums) are near-unique per row,
+# and a dictionary for them is built, overflows and is abandoned mid-chunk. Writing lng and lat
+# plain encoded the 10.9M-row DWD hour in 1.3 s instead of 1.9 s, and in 180 MB instead of 218.
+DICTIONARY_COLUMNS: dict[str, tuple[str, ...]] = {
+    ODS_TABLE: ("vin", "device_id", "report_time", "speed"),
+    DWD_TABLE: ("vin", "event_time", "speed"),
+    ADS_TABLE: ("stat_hour",),
+    KPI_TABLE: ("stat_hour",),
+    DWS_TABLE: ("stat_date", "active_hours"),
+}
+
 TABLE_SCHEMAS = {
     ODS_TABLE: ODS_SCHEMA,
     DWD_TABLE: DWD_SCHEMA,

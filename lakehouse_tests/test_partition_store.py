@@ -9,7 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.partitions import HourPartition
-from lakehouse.tables import ADS_TABLE, DWD_TABLE, ODS_TABLE
+from lakehouse.tables import (
+    ADS_TABLE,
+    DICTIONARY_COLUMNS,
+    DWD_TABLE,
+    ODS_TABLE,
+    TABLE_SCHEMAS,
+)
 from lakehouse.warehouse.partition_store import (
     STAGING_DIR,
     MissingPartition,
@@ -141,3 +147,21 @@ def test_failed_rematerialization_leaves_published_layers(local_storage, catalog
     # DWD and ADS publish together: ADS failing leaves DWD as it was, so they still agree.
     assert {t: zone.read_bytes(partition_relpath(t, HOUR)) for t in before} == before
     assert zone.list_files(STAGING_DIR, recursive=True) == []
+
+
+def test_only_the_repeating_columns_of_a_layer_are_dictionary_encoded(local_storage, catalog):
+    from lakehouse.sample_data import write_sample_data
+
+    write_sample_data(local_storage.raw(), start=HOUR.start, vehicles=8, interval_s=60, dirty=True)
+    assert materialize_hour(local_storage, catalog).success
+    zone = local_storage.warehouse()
+    for table, repeating in DICTIONARY_COLUMNS.items():
+        assert set(repeating) <= set(TABLE_SCHEMAS[table].names), table  # no typo goes unseen
+        # (booleans are never dictionary-encoded: Parquet packs them as bits)
+        if table not in (DWD_TABLE, ADS_TABLE):
+            continue
+        chunks = pq.read_metadata(zone.path(partition_relpath(table, HOUR))).row_group(0)
+        for i in range(chunks.num_columns):
+            column = chunks.column(i)
+            dictionary = any("DICTIONARY" in e for e in column.encodings)
+            assert dictionary == (column.path_in_schema in repeating), (table, column)

@@ -27,7 +27,7 @@ from lakehouse.quality.schemas import LAYER_SCHEMAS
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.zones import Zone
 from lakehouse.sql_text import quote_literal
-from lakehouse.tables import TABLE_SCHEMAS
+from lakehouse.tables import DICTIONARY_COLUMNS, TABLE_SCHEMAS
 from lakehouse.warehouse.catalog import ensure_view
 from lakehouse.warehouse.catalog_file import first_line
 from lakehouse.warehouse.partition_store import (
@@ -84,7 +84,12 @@ def stage_batches(
     try:
         with failing_on_violation(table, _label(partition)):
             write_local(
-                staged.local_path, TABLE_SCHEMAS[table], batches, validator, compression=compression
+                staged.local_path,
+                TABLE_SCHEMAS[table],
+                batches,
+                validator,
+                compression=compression,
+                dictionary=DICTIONARY_COLUMNS.get(table, True),
             )
     except BaseException:
         staged.discard()

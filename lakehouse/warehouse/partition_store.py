@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -151,19 +151,26 @@ def write_local(
     validate: ChunkValidator | None = None,
     rows_per_row_group: int = ROWS_PER_ROW_GROUP,
     compression: str = "zstd",
+    dictionary: bool | Sequence[str] = True,
 ) -> int:
     """Write ``batches`` to a local Parquet file, validating each row group; returns rows.
 
     The next row group is read and validated in a background thread while this one is encoded
-    (see ``prefetch``); a group is written only once it passed ``validate``.
+    (see ``prefetch``); a group is written only once it passed ``validate``. ``dictionary``:
+    the columns to dictionary-encode (all by default).
     """
     rows = 0
     groups = validated_row_groups(batches, schema, validate, rows_per_row_group)
-    with pq.ParquetWriter(path, schema, compression=compression) as writer:
+    options = {"compression": compression, "use_dictionary": _listed(dictionary)}
+    with pq.ParquetWriter(path, schema, **options) as writer:
         for chunk in prefetched(groups):
             writer.write_table(chunk, row_group_size=rows_per_row_group)
             rows += chunk.num_rows
     return rows
+
+
+def _listed(columns: bool | Sequence[str]) -> bool | list[str]:
+    return columns if isinstance(columns, bool) else list(columns)
 
 
 def validated_row_groups(

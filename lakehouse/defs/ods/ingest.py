@@ -42,7 +42,7 @@ from lakehouse.partitions import HourPartition
 from lakehouse.quality.enforcement import ChunkedSchemaValidator, combined
 from lakehouse.quality.schemas import LAYER_SCHEMAS
 from lakehouse.resources.zones import Zone
-from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
+from lakehouse.tables import DICTIONARY_COLUMNS, ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.parquet_concat import Layout, concat_parquet, joinable
 from lakehouse.warehouse.partition_store import StagedFile, validated_row_groups, write_local
 
@@ -181,7 +181,14 @@ def _convert(
     converted.append(part)
     try:
         rows = read_rows(item.local_path, item.file.format, item.check, item.counts)
-        write_local(part.local_path, ODS_SCHEMA, rows, validator, compression=ODS_COMPRESSION)
+        write_local(
+            part.local_path,
+            ODS_SCHEMA,
+            rows,
+            validator,
+            compression=ODS_COMPRESSION,
+            dictionary=DICTIONARY_COLUMNS[ODS_TABLE],
+        )
     except FileFault as fault:
         part.discard()
         return fault, validator
