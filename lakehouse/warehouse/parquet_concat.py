@@ -16,6 +16,7 @@ encryption. Anything else is refused with the reason; callers convert such files
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import struct
@@ -121,8 +122,8 @@ def concat_parquet(parts: Sequence[str], out: str) -> int:
         shutil.copyfile(parts[0], out)
         return pq.read_metadata(out).num_rows
     joined: ThriftObject | None = None
-    with open(out, "wb") as sink:
-        sink.write(MAGIC)
+    with open(out, "wb", buffering=0) as sink:
+        _write_all(sink, MAGIC)
         for part in parts:
             footer, data_end = _footer(part)
             shift = sink.tell() - len(MAGIC)
@@ -139,7 +140,7 @@ def concat_parquet(parts: Sequence[str], out: str) -> int:
             if group.ordinal is not None:
                 group.ordinal = ordinal
         encoded = bytes(joined.to_bytes())
-        sink.write(encoded + struct.pack("<i", len(encoded)) + MAGIC)
+        _write_all(sink, encoded + struct.pack("<i", len(encoded)) + MAGIC)
     return joined.num_rows
 
 
@@ -167,16 +168,29 @@ def _thrift_footer(encoded: bytes) -> ThriftObject:
     return from_buffer(encoded, "FileMetaData")
 
 
-def _copy_range(path: str, start: int, end: int, sink) -> None:
-    with open(path, "rb") as source:
-        source.seek(start)
-        remaining = end - start
+def _copy_range(path: str, start: int, end: int, sink: io.FileIO) -> None:
+    """Bytes ``[start, end)`` of ``path`` appended to ``sink``: in the kernel where it can
+    (``copy_file_range``, no pass through Python's buffers), else read and written."""
+    with open(path, "rb", buffering=0) as source:
+        position, remaining = start, end - start
         while remaining:
-            chunk = source.read(min(remaining, _COPY_BYTES))
-            if not chunk:
+            try:
+                copied = os.copy_file_range(source.fileno(), sink.fileno(), remaining, position)
+            except (AttributeError, OSError):  # not Linux, or not between these two files
+                data = os.pread(source.fileno(), min(remaining, _COPY_BYTES), position)
+                copied = _write_all(sink, data)
+            if not copied:
                 raise ConcatRefused(f"{os.path.basename(path)}: shorter than its footer says")
-            sink.write(chunk)
-            remaining -= len(chunk)
+            position += copied
+            remaining -= copied
+
+
+def _write_all(sink: io.FileIO, data: bytes) -> int:
+    """All of ``data`` (an unbuffered write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[sink.write(view) :]
+    return len(data)
 
 
 def _move_row_group(group: ThriftObject, shift: int) -> None:
