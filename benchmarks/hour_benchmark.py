@@ -17,6 +17,12 @@ method as a whole process (wall seconds, peak RSS from the kernel):
   checks, atomic publishes and metadata;
 - **peers** (optional): the same DWD and ADS in pandas and in polars.
 
+The project and both floors run on the project as a user installs it (``pip install .``, no
+test or dev extras), in a virtualenv the benchmark makes in its work folder on first use; a
+development install runs them slower, since pandera imports whichever of pyspark, polars and
+hypothesis it finds installed (``--python .venv/bin/python`` measures that install). Peers run
+on the interpreter that runs the benchmark.
+
 It prints medians, rows/s, peak RSS, the project's ratio to (engine floor + Dagster floor), its
 microseconds per row, where its seconds go (each step, from the run's event log), and the
 largest ADS difference between the methods; with ``--consumers``, what the masked share, the
@@ -156,6 +162,23 @@ def generate(folder: Path, vehicles: int, fmt: str) -> tuple[int, Path]:
     return report.total_rows, raw
 
 
+def product_python(work: Path, engines: list[str]) -> str:
+    """The interpreter of a virtualenv holding the project as a user installs it.
+
+    Editable (``pip install -e``): it always runs this checkout's code, with only the project's
+    own dependencies beside it, and the ``spark`` extra when a Spark engine is measured.
+    """
+    spark = any(engine != "duckdb" for engine in engines)
+    venv = work / ("product-venv-spark" if spark else "product-venv")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"installing the project into {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        target = f"{REPO}[spark]" if spark else str(REPO)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", target], check=True)
+    return str(python)
+
+
 def bench(
     vehicles: int,
     fmt: str,
@@ -164,6 +187,7 @@ def bench(
     consumers: bool,
     work: Path,
     engines: list[str],
+    python: str,
 ) -> tuple[list[Method], dict[str, float]]:
     folder = work / f"{fmt}-{vehicles}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -177,11 +201,11 @@ def bench(
         "LAKEHOUSE_CATALOG_PATH": str(folder / "catalog.duckdb"),
         "LAKEHOUSE_MASKING_SALT": os.environ.get("LAKEHOUSE_MASKING_SALT", "benchmark-salt"),
     }
-    dagster = str(Path(sys.executable).with_name("dagster"))  # the venv's, whatever PATH says
+    dagster = str(Path(python).with_name("dagster"))  # the venv's, whatever PATH says
     peer_args = ["--raw-hour-dir", str(raw / ODS_TABLE / HOUR.hive_path),
                  "--stat-hour", HOUR.stat_hour, "--out-dir"]  # fmt: skip
     materialize = [dagster, "asset", "materialize", "--partition", HOUR.key, "-m"]
-    engine = [sys.executable, "-m", "benchmarks.engine_floor", *peer_args, str(folder / "engine")]
+    engine = [python, "-m", "benchmarks.engine_floor", *peer_args, str(folder / "engine")]
     project = [*materialize, "lakehouse.definitions", "--select", f"*{ADS_TABLE}"]
     commands = {
         "engine floor": (engine, env),
@@ -337,17 +361,20 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["duckdb"], choices=list(PROJECTS),
                         help="layer engines to run the project on")  # fmt: skip
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "lakehouse-bench"))
+    parser.add_argument("--python", default=None, help="interpreter for the project and the "
+                        "floors (default: a product install made in the work folder)")  # fmt: skip
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--plot", default=None, help="write the plot to this PNG file")
     args = parser.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    python = args.python or product_python(work, args.engines)
     results, consumer_costs = [], {}
     for fmt in args.formats:
         for vehicles in args.vehicles:
             print(f"{vehicles:,} vehicles, one report every 10 s, {fmt}:", flush=True)
             methods, costs = bench(
-                vehicles, fmt, args.runs, args.peers, args.consumers, work, args.engines
+                vehicles, fmt, args.runs, args.peers, args.consumers, work, args.engines, python
             )
             results += methods
             consumer_costs.update({f"{k} @ {methods[0].rows:,} rows": v for k, v in costs.items()})
