@@ -30,20 +30,16 @@ from lakehouse.rules import (
 
 DROP_REASONS = ("missing_vin", "invalid_speed", "unparseable_report_time")
 
-# The first reason that applies is the one a row is counted under. ``event_time`` is parsed once
-# (in ``classified_sql``); a report_time is exact when parsing and formatting it back gives the
-# same 19 characters (no padding, two-digit fields, a real date), which is twice as fast as a
-# regular expression and equally strict.
+# The first reason that applies is the one a row is counted under. A report_time is exact when
+# parsing and formatting it back gives the same 19 characters (no padding, two-digit fields, a
+# real date), which is twice as fast as a regular expression and equally strict. ``blank_vin``
+# and ``bad_time`` come from ``classified_sql``'s per-value tables (NULL: no such value).
 _DROP_REASON = f"""
 CASE
-    WHEN vin IS NULL OR regexp_full_match(vin, '{BLANK_CHARACTERS}*') THEN 'missing_vin'
+    WHEN ods_row.vin IS NULL OR vins.blank_vin THEN 'missing_vin'
     WHEN speed IS NULL OR NOT isfinite(speed) OR speed < 0 OR speed > {MAX_SPEED_KMH}
         THEN 'invalid_speed'
-    WHEN event_time IS NULL
-        OR length(report_time) <> 19
-        OR strftime(event_time, '{REPORT_TIME_FORMAT}') <> report_time
-        OR event_time < '0001-01-01'
-        THEN 'unparseable_report_time'
+    WHEN times.bad_time IS NOT FALSE THEN 'unparseable_report_time'
 END"""
 
 LOC_VALID_SQL = f"""coalesce(
@@ -74,16 +70,34 @@ class DwdDropCounts:
 def classified_sql(ods_source: str) -> str:
     """Every ODS row with its parsed ``event_time`` and why it would be dropped (NULL: kept).
 
-    ``ods_source`` is a table expression: a view name or ``read_parquet(...)``.
+    ``ods_source`` is a table expression: a view name or ``read_parquet(...)``. What depends on
+    one column only (a VIN's blankness; a report_time's parse and exactness) is worked out once
+    per distinct value and joined back: an hour holds one VIN per vehicle and at most 3,600
+    valid report times, and parsing and formatting every row's time was most of the work
+    (10.9M rows: the drop counts 0.6 -> 0.26 s, DWD's scan 1.85 -> 1.53 s).
     """
     return f"""
-        SELECT vin, event_time, lng, lat, speed, {_DROP_REASON} AS reason
-        FROM (
-            SELECT vin, report_time, lng, lat, speed,
-                   CAST(try_strptime(report_time, '{REPORT_TIME_FORMAT}') AS TIMESTAMP)
-                       AS event_time
-            FROM {ods_source}
+        WITH times AS (
+            SELECT report_time, event_time,
+                   event_time IS NULL
+                       OR length(report_time) <> 19
+                       OR strftime(event_time, '{REPORT_TIME_FORMAT}') <> report_time
+                       OR event_time < '0001-01-01' AS bad_time
+            FROM (
+                SELECT report_time,
+                       CAST(try_strptime(report_time, '{REPORT_TIME_FORMAT}') AS TIMESTAMP)
+                           AS event_time
+                FROM (SELECT DISTINCT report_time FROM {ods_source})
+            )
+        ),
+        vins AS (
+            SELECT vin, regexp_full_match(vin, '{BLANK_CHARACTERS}*') AS blank_vin
+            FROM (SELECT DISTINCT vin FROM {ods_source})
         )
+        SELECT ods_row.vin, times.event_time, lng, lat, speed, {_DROP_REASON} AS reason
+        FROM {ods_source} AS ods_row
+        LEFT JOIN times ON ods_row.report_time = times.report_time
+        LEFT JOIN vins ON ods_row.vin = vins.vin
         """
 
 
