@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -118,3 +121,22 @@ def test_parts_that_cannot_join_are_refused_with_the_reason(tmp_path):
         concat_parquet([good, str(not_parquet)], str(tmp_path / "out.parquet"))
     with pytest.raises(ConcatRefused):
         concat_parquet([], str(tmp_path / "out.parquet"))
+
+
+def test_without_an_in_kernel_copy_the_join_writes_the_same_bytes(tmp_path, monkeypatch):
+    parts = []
+    for i in range(3):
+        parts.append(str(tmp_path / f"part-{i}.parquet"))
+        pq.write_table(pa.table({"n": list(range(i * 5000, (i + 1) * 5000))}), parts[-1],
+                       row_group_size=1000)  # fmt: skip
+    in_kernel = str(tmp_path / "in_kernel.parquet")
+    concat_parquet(parts, in_kernel)
+
+    def refuse(*args, **kwargs):  # another OS, or the files on two filesystems
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    copied = str(tmp_path / "copied.parquet")
+    concat_parquet(parts, copied)
+    assert Path(copied).read_bytes() == Path(in_kernel).read_bytes()
+    assert pq.read_table(copied).column("n").to_pylist() == list(range(15000))
