@@ -170,12 +170,13 @@ def product_python(work: Path, engines: list[str]) -> str:
     """
     spark = any(engine != "duckdb" for engine in engines)
     venv = work / ("product-venv-spark" if spark else "product-venv")
-    python = venv / "bin" / "python"
-    if not python.exists():
+    python, installed = venv / "bin" / "python", venv / "installed"
+    if not installed.exists():  # absent too when an earlier install was interrupted
         print(f"installing the project into {venv} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         target = f"{REPO}[spark]" if spark else str(REPO)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", target], check=True)
+        installed.write_text(target + "\n")
     return str(python)
 
 
