@@ -17,7 +17,7 @@ method as a whole process (wall seconds, peak RSS from the kernel):
   checks, atomic publishes and metadata;
 - **peers** (optional): the same DWD and ADS in pandas and in polars.
 
-The project and both floors run on the project as a user installs it (``pip install .``, no
+The project and both floors run on the project as a user installs it (``pip install -e .``, no
 test or dev extras), in a virtualenv the benchmark makes in its work folder on first use; a
 development install runs them slower, since pandera imports whichever of pyspark, polars and
 hypothesis it finds installed (``--python .venv/bin/python`` measures that install). Peers run
