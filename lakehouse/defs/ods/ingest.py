@@ -37,14 +37,14 @@ from lakehouse.defs.ods.intake import (
     list_hour,
     read_rows,
 )
-from lakehouse.defs.publishing import StagedPartition, failing_on_violation
+from lakehouse.defs.publishing import StagedPartition, failing_on_violation, stage_batches
 from lakehouse.partitions import HourPartition
 from lakehouse.quality.enforcement import ChunkedSchemaValidator, combined
 from lakehouse.quality.schemas import LAYER_SCHEMAS
 from lakehouse.resources.zones import Zone
-from lakehouse.tables import DICTIONARY_COLUMNS, ODS_SCHEMA, ODS_TABLE
+from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.parquet_concat import Layout, concat_parquet, joinable
-from lakehouse.warehouse.partition_store import StagedFile, validated_row_groups, write_local
+from lakehouse.warehouse.partition_store import StagedFile, validated_row_groups
 
 INTAKE_DIR = "_intake"
 # Converted files are written once and read once per hour (by DWD): favour write speed (snappy
@@ -105,7 +105,7 @@ def require_raw_dataset(raw: Zone) -> None:
 def staged_hour(raw: Zone, warehouse: Zone, partition: HourPartition) -> Iterator[StagedHour]:
     """Judge and stage the hour; the staged file is discarded when the block exits."""
     candidates, skipped = list_hour(raw, partition)
-    converted: list[StagedFile] = []  # parts written aside, gone once the hour is assembled
+    converted: list[StagedPartition] = []  # parts written aside, gone once the hour is assembled
     with contextlib.ExitStack() as fetched:
         local = {f.key: fetched.enter_context(raw.fetch_local(f.info)) for f in candidates}
         verdicts = check_footers(local, {f.key: f.format for f in candidates})
@@ -143,11 +143,12 @@ def staged_hour(raw: Zone, warehouse: Zone, partition: HourPartition) -> Iterato
         staged.discard()
 
 
-Outcome = StagedFile | str | FileFault  # a converted file, a raw file joined as is, or a fault
+# A converted file, a raw file joined as is, or a fault
+Outcome = StagedPartition | str | FileFault
 
 
 def _judge(
-    warehouse: Zone, partition: HourPartition, item: AcceptedFile, converted: list[StagedFile]
+    warehouse: Zone, partition: HourPartition, item: AcceptedFile, converted: list[StagedPartition]
 ) -> tuple[Outcome, ChunkedSchemaValidator]:
     """Read the file whole; keep it as it is if it may be, else write its ODS rows aside."""
     if item.file.format == "parquet" and _joins_as_is(item.local_path):
@@ -174,28 +175,17 @@ def _joins_as_is(local_path: str) -> bool:
 
 
 def _convert(
-    warehouse: Zone, partition: HourPartition, item: AcceptedFile, converted: list[StagedFile]
+    warehouse: Zone, partition: HourPartition, item: AcceptedFile, converted: list[StagedPartition]
 ) -> tuple[Outcome, ChunkedSchemaValidator]:
-    validator = _validator()
-    part = StagedFile(warehouse, ODS_TABLE, partition)
-    converted.append(part)
+    """The file's ODS rows staged on their own (validated, in the ODS encoding) to be joined."""
+    rows = read_rows(item.local_path, item.file.format, item.check, item.counts)
     try:
-        rows = read_rows(item.local_path, item.file.format, item.check, item.counts)
-        write_local(
-            part.local_path,
-            ODS_SCHEMA,
-            rows,
-            validator,
-            compression=ODS_COMPRESSION,
-            dictionary=DICTIONARY_COLUMNS[ODS_TABLE],
-        )
-    except FileFault as fault:
-        part.discard()
-        return fault, validator
-    finally:
-        pa.default_memory_pool().release_unused()
+        part = stage_batches(warehouse, ODS_TABLE, partition, rows, compression=ODS_COMPRESSION)
+    except FileFault as fault:  # the staged file is already gone
+        return fault, _validator()
+    converted.append(part)
     item.stored = CONVERTED
-    return part, validator
+    return part, part.validator
 
 
 def _assemble(
@@ -207,7 +197,7 @@ def _assemble(
     staged = StagedFile(warehouse, ODS_TABLE, partition)
     try:
         if kept:
-            paths = [o.local_path if isinstance(o, StagedFile) else str(o) for _, o, _ in kept]
+            paths = [o.local_path if isinstance(o, StagedPartition) else str(o) for _, o, _ in kept]
             concat_parquet(paths, staged.local_path)
             validator = combined([v for _, _, v in kept])
         else:
