@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 
 import pyarrow as pa
@@ -9,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.partitions import HourPartition
+from lakehouse.resources.superseded import wait_released
 from lakehouse.tables import (
     ADS_TABLE,
     DICTIONARY_COLUMNS,
@@ -165,3 +168,33 @@ def test_only_the_repeating_columns_of_a_layer_are_dictionary_encoded(local_stor
             column = chunks.column(i)
             dictionary = any("DICTIONARY" in e for e in column.encodings)
             assert dictionary == (column.path_in_schema in repeating), (table, column)
+
+
+def test_a_replaced_partition_is_freed_after_the_swap_and_open_readers_keep_it(local_storage):
+    """The swap keeps the old bytes alive under a second name, freed in the background."""
+    zone = local_storage.warehouse()
+    write_partition(zone, "t", HOUR, SCHEMA, _batches([1, 2, 3]))
+    with open(zone.path(partition_relpath("t", HOUR)), "rb") as reader:
+        old_inode = os.fstat(reader.fileno()).st_ino
+        write_partition(zone, "t", HOUR, SCHEMA, _batches([4]))
+        wait_released()
+        assert _published(zone) == [4]
+        # An open reader still reads the whole old file; nothing else names it any more.
+        assert pq.read_table(reader).column("x").to_pylist() == [1, 2, 3]
+        assert os.fstat(reader.fileno()).st_nlink == 0
+    staging = zone.path(STAGING_DIR, "t")
+    assert os.listdir(staging) == []
+    assert os.stat(zone.path(partition_relpath("t", HOUR))).st_ino != old_inode
+
+
+def test_a_partition_is_replaced_where_no_second_name_can_be_made(local_storage, monkeypatch):
+    def no_links(*_args, **_kwargs):
+        raise OSError(errno.EPERM, "links not supported")
+
+    zone = local_storage.warehouse()
+    write_partition(zone, "t", HOUR, SCHEMA, _batches([1]))
+    monkeypatch.setattr(os, "link", no_links)
+    write_partition(zone, "t", HOUR, SCHEMA, _batches([2]))
+    wait_released()
+    assert _published(zone) == [2]
+    assert os.listdir(zone.path(STAGING_DIR, "t")) == []

@@ -14,6 +14,7 @@ vanished or changed before it was read raises :class:`~lakehouse.resources.fault
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import shutil
@@ -36,6 +37,7 @@ from lakehouse.resources.faults import (
     describe,
     s3_error_code,
 )
+from lakehouse.resources.superseded import replace_deferring_release
 
 DOWNLOAD_CHUNK = 8 << 20
 
@@ -224,7 +226,12 @@ class LocalZone(Zone):
     def put_file(self, local_path: str, key: str) -> None:
         target = self.path(key)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.move(local_path, target)
+        try:
+            replace_deferring_release(local_path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            shutil.move(local_path, target)  # staged on another filesystem: copied, not renamed
 
     def move(self, source_key: str, target_key: str) -> None:
         target = self.path(target_key)
