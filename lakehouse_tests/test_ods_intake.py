@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK
-from lakehouse.defs.ods.footers import schema_problems
-from lakehouse.defs.ods.intake import junk_reason
+from lakehouse.defs.ods.footers import check_footer, schema_problems
+from lakehouse.defs.ods.intake import RowCounts, junk_reason, read_rows
 from lakehouse.tables import ADS_TABLE, ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
 from lakehouse_tests.conftest import (
@@ -187,3 +190,66 @@ def test_raw_parquet_in_the_ods_schema_joins_byte_for_byte_the_rest_is_converted
         uploaded = raw.read_bytes(f"{ODS_TABLE}/{HOUR.hive_path}/{name}")
         footer_start = len(uploaded) - 8 - int.from_bytes(uploaded[-8:-4], "little")
         assert uploaded[4:footer_start] in partition_bytes
+
+
+# Strings a raw file may hold: short and valid, over the vin limit, invalid UTF-8, missing.
+RAW_STRINGS = st.one_of(
+    st.none(),
+    st.sampled_from([b"VIN1", b"VIN2", b"V" * 64, b"V" * 65, b"VIN\xff", b"\xc3\x28", b""]),
+    st.binary(max_size=6),
+)
+
+
+def _judged(path: str, batch_rows: int) -> tuple[list[dict], dict[str, int], tuple[str, ...]]:
+    check = check_footer(path, "parquet")
+    counts = RowCounts()
+    rows = []
+    for batch in read_rows(path, "parquet", replace(check, batch_rows=batch_rows), counts):
+        rows += pa.Table.from_batches([batch]).cast(ODS_SCHEMA).to_pylist()
+    return rows, dict(counts.dropped), check.dictionary_columns
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(vins=st.lists(RAW_STRINGS, min_size=1, max_size=30), batch_rows=st.integers(1, 7))
+def test_dictionary_encoded_strings_are_judged_like_plain_ones(tmp_path, vins, batch_rows):
+    """A dictionary's values are judged once and mapped to rows; a batch may hold values of its
+    dictionary that none of its rows use (row groups of 4, batches of 1-7 rows)."""
+    strings = pa.array(vins, pa.binary()).view(pa.string())
+    table = ods_table([{**GOOD[0], "speed": float(i)} for i in range(len(vins))])
+    table = table.set_column(0, "vin", strings).set_column(1, "device_id", strings)
+    judged = {}
+    for encoded in (True, False):
+        path = str(tmp_path / f"dictionary_{encoded}.parquet")
+        pq.write_table(table, path, use_dictionary=encoded, row_group_size=4)
+        judged[encoded] = _judged(path, batch_rows)
+    (dict_rows, dict_drops, dict_columns), (plain_rows, plain_drops, plain_columns) = (
+        judged[True],
+        judged[False],
+    )
+    assert {"vin", "device_id"} <= set(dict_columns) and plain_columns == ()
+    assert (dict_rows, dict_drops) == (plain_rows, plain_drops)
+    # Independent reference: a row stays if its vin is missing or valid UTF-8 of <= 64 bytes.
+    kept = [v for v in vins if v is None or (_utf8(v) and len(v) <= 64)]
+    assert [row["vin"] for row in dict_rows] == [None if v is None else v.decode() for v in kept]
+    bad = sum(1 for v in vins if v is not None and not _utf8(v))
+    over = sum(1 for v in vins if v is not None and _utf8(v) and len(v) > 64)
+    assert dict_drops == {k: n for k, n in (("invalid_utf8", bad), ("oversized_string", over)) if n}
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_a_column_that_fell_back_to_plain_values_is_not_read_as_a_dictionary(tmp_path):
+    """Arrow would hash every plain value into a dictionary again: slower than reading them."""
+    rows = [{**GOOD[0], "raw_payload": f"payload-{i:07d}"} for i in range(300_000)]
+    path = str(tmp_path / "unique_payloads.parquet")
+    pq.write_table(ods_table(rows), path, dictionary_pagesize_limit=64 << 10)
+    columns = check_footer(path, "parquet").dictionary_columns
+    assert "raw_payload" not in columns and "vin" in columns

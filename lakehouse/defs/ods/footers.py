@@ -32,6 +32,10 @@ from lakehouse.tables import ODS_SCHEMA
 
 # What a column chunk may declare beyond its values (length prefixes, page headers, levels).
 PER_VALUE_OVERHEAD, PER_CHUNK_OVERHEAD = 16, 1 << 20
+# A column chunk read as a dictionary: a dictionary page, and no more than this per value beyond
+# the page (dictionary indices take 1-4 bytes; a chunk that fell back to plain values, which
+# Arrow would have to hash into a dictionary again, takes more).
+DICTIONARY_BYTES_PER_VALUE, DICTIONARY_PAGE_BYTES = 4, 1 << 20
 MAX_BATCH_ROWS = 256 * 1024
 TARGET_BATCH_BYTES = 64 << 20
 # Memory an ORC footer may take to parse; legitimate footers need a few MB at most.
@@ -49,10 +53,15 @@ class FileFault(Exception):
 
 @dataclass(frozen=True)
 class FooterCheck:
-    """What a file's footer promises: rows, and the batch size that keeps decoding bounded."""
+    """What a file's footer promises: rows, and the batch size that keeps decoding bounded.
+
+    ``dictionary_columns``: string columns the file stores dictionary-encoded throughout, which
+    are read as dictionaries (their distinct values decoded and judged once, not every row's).
+    """
 
     rows: int
     batch_rows: int
+    dictionary_columns: tuple[str, ...] = ()
 
 
 def schema_problems(schema: pa.Schema) -> list[str]:
@@ -129,6 +138,7 @@ def _check_parquet(source: str | bytes) -> FooterCheck:
     schema = meta.schema.to_arrow_schema()
     _raise_schema_problems(schema)
     widest_row = 1.0
+    dictionary = {name for name in STRING_LIMITS if name in schema.names}
     for group in range(meta.num_row_groups):
         row_group = meta.row_group(group)
         group_bytes = 0
@@ -142,9 +152,18 @@ def _check_parquet(source: str | bytes) -> FooterCheck:
                 _check_declared_size(
                     column, chunk.total_uncompressed_size, chunk.num_values, STRING_LIMITS[column]
                 )
+                if not _dictionary_encoded(chunk):
+                    dictionary.discard(column)
         if row_group.num_rows:
             widest_row = max(widest_row, group_bytes / row_group.num_rows)
-    return FooterCheck(meta.num_rows, _batch_rows(widest_row))
+    columns = tuple(name for name in ODS_SCHEMA.names if name in dictionary)
+    return FooterCheck(meta.num_rows, _batch_rows(widest_row), columns)
+
+
+def _dictionary_encoded(chunk: pq.ColumnChunkMetaData) -> bool:
+    """Whether a column chunk is stored as a dictionary page and indices into it."""
+    allowed = chunk.num_values * DICTIONARY_BYTES_PER_VALUE + DICTIONARY_PAGE_BYTES
+    return chunk.has_dictionary_page and chunk.total_uncompressed_size <= allowed
 
 
 def _check_orc(source: str | bytes) -> FooterCheck:

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.orc as orc
@@ -155,10 +156,12 @@ def read_rows(
 ) -> Iterator[pa.RecordBatch]:
     """Stream a local file's rows in the ODS schema, dropping (and counting) rows out of bounds.
 
-    Raises :class:`FileFault` if the data cannot be decoded.
+    String columns the file stores as dictionaries stay dictionary-encoded (same values, ODS
+    value type), so their distinct values are decoded and judged once. Raises
+    :class:`FileFault` if the data cannot be decoded.
     """
     try:
-        for batch in _decoded_batches(local_path, fmt, check.batch_rows):
+        for batch in _decoded_batches(local_path, fmt, check):
             counts.read += batch.num_rows
             yield _within_bounds(_to_ods(batch), counts)
     except FileFault:
@@ -167,22 +170,24 @@ def read_rows(
         raise FileFault(f"unreadable data: {one_line(exc)}") from None
 
 
-def _decoded_batches(local_path: str, fmt: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _decoded_batches(local_path: str, fmt: str, check: FooterCheck) -> Iterator[pa.RecordBatch]:
     if fmt == "parquet":
-        parquet = pq.ParquetFile(local_path)
+        parquet = pq.ParquetFile(local_path, read_dictionary=list(check.dictionary_columns))
         present = [n for n in ODS_SCHEMA.names if n in parquet.schema_arrow.names]
-        yield from parquet.iter_batches(batch_size=batch_rows, columns=present, use_threads=True)
+        yield from parquet.iter_batches(
+            batch_size=check.batch_rows, columns=present, use_threads=True
+        )
         return
     reader = orc.ORCFile(local_path)
     present = [n for n in ODS_SCHEMA.names if n in reader.schema.names]
     for stripe in range(reader.nstripes):
         batch = reader.read_stripe(stripe, columns=present)
-        for offset in range(0, batch.num_rows, batch_rows):
-            yield batch.slice(offset, batch_rows)
+        for offset in range(0, batch.num_rows, check.batch_rows):
+            yield batch.slice(offset, check.batch_rows)
 
 
 def _to_ods(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch's ODS columns, decoded from dictionaries and widened to the ODS types."""
+    """The batch's ODS columns in the ODS types; dictionaries of the ODS type stay encoded."""
     columns = []
     for expected in ODS_SCHEMA:
         index = batch.schema.get_field_index(expected.name)
@@ -190,22 +195,25 @@ def _to_ods(batch: pa.RecordBatch) -> pa.RecordBatch:
             columns.append(pa.nulls(batch.num_rows, expected.type))
             continue
         column = batch.column(index)
-        if pa.types.is_dictionary(column.type):
+        if pa.types.is_dictionary(column.type) and column.type.value_type != expected.type:
             column = column.dictionary_decode()
-        columns.append(column if column.type == expected.type else column.cast(expected.type))
-    return pa.RecordBatch.from_arrays(columns, schema=ODS_SCHEMA)
+        if column.type != expected.type and not pa.types.is_dictionary(column.type):
+            column = column.cast(expected.type)
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=ODS_SCHEMA.names)
 
 
 def _within_bounds(batch: pa.RecordBatch, counts: RowCounts) -> pa.RecordBatch:
     """Drop rows with a string that is not valid UTF-8 or longer than its column's limit."""
-    bad_utf8 = _invalid_utf8_rows(batch)
-    too_long = None
+    bad_utf8 = too_long = None
     for name, limit in STRING_LIMITS.items():
-        over = pc.greater(pc.fill_null(pc.binary_length(batch.column(name)), 0), limit)
-        too_long = over if too_long is None else pc.or_(too_long, over)
-    if bad_utf8 is None and not pc.any(too_long).as_py():
+        invalid, over = _string_faults(batch.column(name), limit)
+        bad_utf8, too_long = _either(bad_utf8, invalid), _either(too_long, over)
+    if bad_utf8 is None and too_long is None:
         return batch
-    bad_utf8 = bad_utf8 if bad_utf8 is not None else pa.array([False] * batch.num_rows)
+    none = pa.array(np.zeros(batch.num_rows, dtype=bool))
+    bad_utf8 = none if bad_utf8 is None else bad_utf8
+    too_long = none if too_long is None else too_long
     oversized_only = pc.and_(too_long, pc.invert(bad_utf8))
     for reason, mask in (("invalid_utf8", bad_utf8), ("oversized_string", oversized_only)):
         if dropped := pc.sum(mask).as_py():
@@ -213,19 +221,39 @@ def _within_bounds(batch: pa.RecordBatch, counts: RowCounts) -> pa.RecordBatch:
     return batch.filter(pc.invert(pc.or_(bad_utf8, too_long)))
 
 
-def _invalid_utf8_rows(batch: pa.RecordBatch) -> pa.BooleanArray | None:
-    """Rows holding invalid UTF-8 in any string column, or None when all are valid (fast path)."""
-    bad = None
-    for name in STRING_LIMITS:
-        column = batch.column(name)
-        try:
-            column.cast(pa.binary()).cast(pa.string())  # Arrow's vectorised UTF-8 validation
-            continue
-        except pa.ArrowInvalid:
-            pass
-        mask = pa.array([_is_bad_utf8(v) for v in column.cast(pa.binary()).to_pylist()])
-        bad = mask if bad is None else pc.or_(bad, mask)
-    return bad
+def _string_faults(
+    column: pa.Array, limit: int
+) -> tuple[pa.BooleanArray | None, pa.BooleanArray | None]:
+    """Per row: not valid UTF-8, longer than ``limit`` bytes; None where no row is.
+
+    A dictionary column is judged on its distinct values, mapped to rows only if one fails.
+    """
+    if pa.types.is_dictionary(column.type):
+        invalid, over = _string_faults(column.dictionary, limit)
+        return _per_row(invalid, column.indices), _per_row(over, column.indices)
+    over = pc.greater(pc.fill_null(pc.binary_length(column), 0), limit)
+    return _invalid_utf8(column), (over if pc.any(over).as_py() else None)
+
+
+def _per_row(value_mask: pa.BooleanArray | None, indices: pa.Array) -> pa.BooleanArray | None:
+    if value_mask is None:
+        return None
+    return pc.fill_null(pc.take(value_mask, indices), False)
+
+
+def _either(left: pa.BooleanArray | None, right: pa.BooleanArray | None) -> pa.BooleanArray | None:
+    if left is None or right is None:
+        return right if left is None else left
+    return pc.or_(left, right)
+
+
+def _invalid_utf8(column: pa.Array) -> pa.BooleanArray | None:
+    """Values that are not valid UTF-8, or None when all are (the vectorised fast path)."""
+    try:
+        column.cast(pa.binary()).cast(pa.string())  # Arrow's vectorised UTF-8 validation
+        return None
+    except pa.ArrowInvalid:
+        return pa.array([_is_bad_utf8(v) for v in column.cast(pa.binary()).to_pylist()])
 
 
 def _is_bad_utf8(value: bytes | None) -> bool:
