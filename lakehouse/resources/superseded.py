@@ -12,12 +12,14 @@ the staging folder, where the staging sweep removes it.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 _releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superseded-release")
 _pending: list[Future[None]] = []
+_pending_lock = threading.Lock()
 
 
 def replace_deferring_release(source: str, target: str) -> None:
@@ -37,15 +39,23 @@ def replace_deferring_release(source: str, target: str) -> None:
         os.replace(source, target)
     finally:
         if aside is not None:
-            _pending.append(_releaser.submit(_remove, aside))
+            with _pending_lock:
+                _pending[:] = [future for future in _pending if not future.done()]
+                _pending.append(_releaser.submit(_remove, aside))
 
 
 def wait_released() -> None:
     """Block until every replaced file handed over so far is gone (for tests and shutdown)."""
-    while _pending:
-        _pending.pop().result()
+    with _pending_lock:
+        pending = list(_pending)
+    for future in pending:
+        future.result()
 
 
 def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):  # a concurrent staging sweep got there first
+    try:
         os.remove(path)
+    except FileNotFoundError:  # a concurrent staging sweep got there first
+        pass
+    except OSError as exc:  # left for the staging sweep; the published file is unaffected
+        logging.getLogger(__name__).warning(f"could not remove superseded {path}: {exc}")
