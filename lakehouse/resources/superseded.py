@@ -39,9 +39,16 @@ def replace_deferring_release(source: str, target: str) -> None:
         os.replace(source, target)
     finally:
         if aside is not None:
-            with _pending_lock:
-                _pending[:] = [future for future in _pending if not future.done()]
-                _pending.append(_releaser.submit(_remove, aside))
+            _release_later(aside)
+
+
+def _release_later(path: str) -> None:
+    with _pending_lock:
+        _pending[:] = [future for future in _pending if not future.done()]
+        try:
+            _pending.append(_releaser.submit(_remove, path))
+        except RuntimeError:  # the interpreter is shutting down: no new threads, free it now
+            _remove(path)
 
 
 def wait_released() -> None:
