@@ -23,6 +23,7 @@ from lakehouse_tests.conftest import (
     ods_table,
     write_raw,
 )
+from lakehouse_tests.reference import _valid_utf8
 
 GOOD = [
     {"vin": "VIN001", "device_id": "D1", "report_time": "2025-09-17 23:00:00",
@@ -231,19 +232,11 @@ def test_dictionary_encoded_strings_are_judged_like_plain_ones(tmp_path, vins, b
     assert {"vin", "device_id"} <= set(dict_columns) and plain_columns == ()
     assert (dict_rows, dict_drops) == (plain_rows, plain_drops)
     # Independent reference: a row stays if its vin is missing or valid UTF-8 of <= 64 bytes.
-    kept = [v for v in vins if v is None or (_utf8(v) and len(v) <= 64)]
+    kept = [v for v in vins if v is None or (_valid_utf8(v) and len(v) <= 64)]
     assert [row["vin"] for row in dict_rows] == [None if v is None else v.decode() for v in kept]
-    bad = sum(1 for v in vins if v is not None and not _utf8(v))
-    over = sum(1 for v in vins if v is not None and _utf8(v) and len(v) > 64)
+    bad = sum(1 for v in vins if v is not None and not _valid_utf8(v))
+    over = sum(1 for v in vins if v is not None and _valid_utf8(v) and len(v) > 64)
     assert dict_drops == {k: n for k, n in (("invalid_utf8", bad), ("oversized_string", over)) if n}
-
-
-def _utf8(value: bytes) -> bool:
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def test_a_column_that_fell_back_to_plain_values_is_not_read_as_a_dictionary(tmp_path):
