@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
+# One worker: removals run in the order they were handed over, so waiting for a no-op waits for
+# every removal before it.
 _releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superseded-release")
-_pending: list[Future[None]] = []
-_pending_lock = threading.Lock()
 
 
 def replace_deferring_release(source: str, target: str) -> None:
@@ -43,20 +42,15 @@ def replace_deferring_release(source: str, target: str) -> None:
 
 
 def _release_later(path: str) -> None:
-    with _pending_lock:
-        _pending[:] = [future for future in _pending if not future.done()]
-        try:
-            _pending.append(_releaser.submit(_remove, path))
-        except RuntimeError:  # the interpreter is shutting down: no new threads, free it now
-            _remove(path)
+    try:
+        _releaser.submit(_remove, path)
+    except RuntimeError:  # the interpreter is shutting down: no new threads, free it now
+        _remove(path)
 
 
 def wait_released() -> None:
-    """Block until every replaced file handed over so far is gone (for tests and shutdown)."""
-    with _pending_lock:
-        pending = list(_pending)
-    for future in pending:
-        future.result()
+    """Block until every replaced file handed over so far is gone (for tests)."""
+    _releaser.submit(lambda: None).result()
 
 
 def _remove(path: str) -> None:
