@@ -8,8 +8,9 @@ flat and validation a small share of an hour's work.
 
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.errors
@@ -45,6 +46,29 @@ class ChunkedSchemaValidator:
     chunks_validated: int = 0
     seconds: float = 0.0
     head: pyarrow.Table | None = None  # the first rows seen, kept for the run's preview
+    # Arrow schemas of batches already validated by ``account`` (see there)
+    _accounted: set[pyarrow.Schema] = field(default_factory=set, repr=False)
+
+    def account(self, batch: pyarrow.RecordBatch, schema: pyarrow.Schema) -> None:
+        """Validate ``batch`` as rows of the table's Arrow ``schema``, for data not written.
+
+        When the pandera schema has no rule about values (:func:`rules_values`) and the batch's
+        columns are the table's types, or dictionaries of them, pandera's verdict depends on the
+        Arrow schema alone: the first batch of each Arrow schema is validated as its first rows
+        (which also serve the preview), and later ones are only counted. Nothing is decoded or
+        regrouped for a check that would not look at the values. Otherwise the batch is
+        validated whole.
+        """
+        if not _schema_decides(self.schema, batch.schema, schema):
+            self(_conformed([batch], schema))
+            return
+        if batch.schema in self._accounted:
+            self.rows_validated += batch.num_rows
+            return
+        sample = batch.slice(0, HEAD_ROWS)
+        self(_conformed([sample], schema))
+        self.rows_validated += batch.num_rows - sample.num_rows
+        self._accounted.add(batch.schema)
 
     def __call__(self, chunk: pyarrow.Table) -> None:
         started = time.perf_counter()
@@ -75,6 +99,50 @@ def combined(validators: list[ChunkedSchemaValidator]) -> ChunkedSchemaValidator
         if total.head is None:
             total.head = part.head
     return total
+
+
+@functools.cache
+def rules_values(schema: type[pa.DataFrameModel]) -> bool:
+    """Whether validating with ``schema`` looks at values, not only at columns and types.
+
+    A schema rules values through checks, parsers, uniqueness, coercion, defaults or a
+    non-nullable column; one without any of these (ODS: every column typed and nullable)
+    accepts or rejects a table by its Arrow schema.
+    """
+    frame = schema.to_schema()
+    if frame.checks or frame.parsers or frame.unique or frame.coerce or frame.drop_invalid_rows:
+        return True
+    return any(
+        column.checks
+        or column.parsers
+        or column.unique
+        or column.coerce
+        or column.default is not None
+        or not column.nullable
+        for column in frame.columns.values()
+    )
+
+
+def _schema_decides(
+    model: type[pa.DataFrameModel], batch: pyarrow.Schema, table: pyarrow.Schema
+) -> bool:
+    """Whether every batch of Arrow schema ``batch`` gets the same verdict as a sample of it."""
+    if rules_values(model) or any(not f.nullable for f in table):
+        return False
+    for expected in table:
+        index = batch.get_field_index(expected.name)
+        if index < 0:
+            continue  # missing: the sample fails as the whole batch would
+        actual = batch.field(index).type
+        if actual != expected.type and not (
+            pyarrow.types.is_dictionary(actual) and actual.value_type == expected.type
+        ):
+            return False  # a cast whose success may depend on values
+    return True
+
+
+def _conformed(batches: list[pyarrow.RecordBatch], schema: pyarrow.Schema) -> pyarrow.Table:
+    return pyarrow.Table.from_batches(batches).select(schema.names).cast(schema)
 
 
 def failure_cases_table(cases: object) -> pyarrow.Table:

@@ -44,7 +44,7 @@ from lakehouse.quality.schemas import LAYER_SCHEMAS
 from lakehouse.resources.zones import Zone
 from lakehouse.tables import ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.parquet_concat import Layout, concat_parquet, joinable
-from lakehouse.warehouse.partition_store import StagedFile, validated_row_groups
+from lakehouse.warehouse.partition_store import StagedFile
 
 INTAKE_DIR = "_intake"
 # Converted files are written once and read once per hour (by DWD): favour write speed (snappy
@@ -154,9 +154,9 @@ def _judge(
     if item.file.format == "parquet" and _joins_as_is(item.local_path):
         validator = _validator()
         try:
-            rows = read_rows(item.local_path, item.file.format, item.check, item.counts)
-            for _ in validated_row_groups(rows, ODS_SCHEMA, validator):
-                pass
+            # Nothing is written from these rows: they are validated as they are read.
+            for batch in read_rows(item.local_path, item.file.format, item.check, item.counts):
+                validator.account(batch, ODS_SCHEMA)
         except FileFault as fault:
             return fault, validator
         if not item.counts.dropped:
