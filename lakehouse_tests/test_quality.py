@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import dagster as dg
 import duckdb
 import pandera.errors
+import pandera.pyarrow as pandera_pa
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lakehouse.defs.publishing import publish, stage_batches, stage_query
 from lakehouse.quality.enforcement import (
     ChunkedSchemaValidator,
     SchemaViolation,
     failure_cases_table,
+    rules_values,
 )
 from lakehouse.quality.schemas import AdsVehicleHourlyStat, DwdVehicleGps, OdsVehicleGpsRaw
-from lakehouse.tables import ADS_SCHEMA, ADS_TABLE, DWD_SCHEMA, DWD_TABLE
+from lakehouse.rules import NOT_BLANK_PATTERN
+from lakehouse.tables import ADS_SCHEMA, ADS_TABLE, DWD_SCHEMA, DWD_TABLE, ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.partition_store import read_partition
 from lakehouse_tests.conftest import HOUR
 
@@ -59,7 +65,8 @@ def test_valid_frames_pass_every_layer_schema():
         ({"speed": -1.0}, "greater_than_or_equal_to(0)"),
         ({"loc_valid": False}, "loc_valid must equal"),
         ({"lat": 95.0}, "loc_valid must equal"),
-        ({"vin": ""}, "str_length"),
+        ({"vin": ""}, "str_contains"),
+        ({"vin": " \u200b\t"}, "str_contains"),
     ],
 )
 def test_dwd_violations_are_caught(overrides, check):
@@ -123,3 +130,122 @@ def test_engine_written_partitions_are_validated_before_publishing(local_storage
     assert "field_uniqueness" in caught.value.metadata["failure_cases"].value
     assert read_partition(warehouse, ADS_TABLE, HOUR).to_table().to_pylist() == [ADS_ROW]
     assert warehouse.list_files("_staging", recursive=True) == []
+
+
+# --- Validating rows that are read but not written (ODS files joined as they are) ---
+
+ODS_STRING_COLUMNS = [f.name for f in ODS_SCHEMA if f.type == pa.string()]
+
+
+def _conformed_whole(batch: pa.RecordBatch) -> pa.Table:
+    """The reference: the batch decoded into the table's types, as the partition writer does."""
+    return pa.Table.from_batches([batch]).select(ODS_SCHEMA.names).cast(ODS_SCHEMA)
+
+
+@st.composite
+def _ods_batch(draw) -> pa.RecordBatch:
+    """Rows in the ODS columns: NULLs, NaN, any text; strings plain or dictionary-encoded; at
+    times a column of another type (one whose cast may fail on its values, or may not)."""
+    rows = draw(st.integers(1, 12))
+    columns = {}
+    for f in ODS_SCHEMA:
+        if f.type == pa.string():
+            values = st.one_of(st.none(), st.text(max_size=4))
+            column = pa.array(draw(st.lists(values, min_size=rows, max_size=rows)), pa.string())
+            if draw(st.booleans()):
+                column = column.dictionary_encode()
+        else:
+            values = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+            column = pa.array(draw(st.lists(values, min_size=rows, max_size=rows)), pa.float64())
+        columns[f.name] = column
+    deviation = draw(st.sampled_from([None, None, "int_speed", "text_lat", "int_vin"]))
+    if deviation == "int_speed":
+        columns["speed"] = pa.array(range(rows), pa.int64())
+    elif deviation == "text_lat":  # numbers, then (maybe) text: the cast fails only from there
+        numbers = draw(st.integers(0, rows))
+        columns["lat"] = pa.array(["1.5"] * numbers + ["x"] * (rows - numbers))
+    elif deviation == "int_vin":
+        columns["vin"] = pa.array(range(rows), pa.int32())
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def _verdict(check, batches: list[pa.RecordBatch]) -> tuple:
+    validator = ChunkedSchemaValidator(ODS_TABLE, OdsVehicleGpsRaw)
+    try:
+        for batch in batches:
+            check(validator, batch)
+    except (SchemaViolation, pa.ArrowInvalid, pa.ArrowNotImplementedError) as failed:
+        return ("failed", type(failed).__name__)
+    # repr: the preview's NaNs compare as text
+    head = repr(validator.head.to_pylist()) if validator.head is not None else None
+    return ("passed", validator.rows_validated, head)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(_ods_batch(), min_size=1, max_size=4))
+def test_accounting_unwritten_rows_gives_the_whole_validation_verdict(batches):
+    """ODS has no rule about values, so a batch is validated as a sample of each Arrow schema;
+    the verdict, the rows counted and the preview must be those of validating every row."""
+    whole = _verdict(lambda v, b: v(_conformed_whole(b)), batches)
+    accounted = _verdict(lambda v, b: v.account(b, ODS_SCHEMA), batches)
+    assert accounted == whole
+
+
+class _OdsWithValueRule(OdsVehicleGpsRaw):
+    """ODS as it would be with one rule about values."""
+
+    lat: pa.float64() = pandera_pa.Field(nullable=True, ge=-90, le=90)
+
+
+def test_a_schema_with_value_rules_is_validated_on_every_row():
+    assert not rules_values(OdsVehicleGpsRaw)
+    assert rules_values(DwdVehicleGps) and rules_values(AdsVehicleHourlyStat)
+    assert rules_values(_OdsWithValueRule)
+    rows = {f.name: [None] * 8 for f in ODS_SCHEMA}
+    rows["lat"] = [10.0] * 7 + [95.0]  # the one bad value is far past any sample
+    batch = pa.RecordBatch.from_pydict(rows, schema=ODS_SCHEMA)
+    validator = ChunkedSchemaValidator(ODS_TABLE, _OdsWithValueRule)
+    with pytest.raises(SchemaViolation) as caught:
+        validator.account(batch, ODS_SCHEMA)
+    assert caught.value.total_failures == 1
+    # Without the rule, the same rows pass and are all counted.
+    plain = ChunkedSchemaValidator(ODS_TABLE, OdsVehicleGpsRaw)
+    plain.account(batch, ODS_SCHEMA)
+    plain.account(batch, ODS_SCHEMA)
+    assert (plain.rows_validated, plain.chunks_validated) == (16, 1)
+
+
+# --- DWD's visible-VIN rule, matched once per distinct VIN ---
+
+_VISIBLE = re.compile(NOT_BLANK_PATTERN)
+_BLANKS = " \t\x00\x85\xa0\u1680\u2000\u200b\u2028\u3000\ufeff"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    vins=st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["WVW123", "LSV9", "x"]),  # repeated, as in an hour
+            st.text(alphabet=_BLANKS, max_size=3),  # blank, empty
+            st.text(max_size=3),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_visible_vin_rule_fails_exactly_the_blank_rows(vins):
+    """Against Python's ``re`` on every row: the rows reported are exactly the blank or empty
+    VINs, whatever the repetition; NULLs are the non-null rule's, not this one's."""
+    rows = [{**_dwd().to_pylist()[0], "vin": v} for v in vins]
+    table = pa.Table.from_pylist(rows, schema=DWD_SCHEMA.remove_metadata())
+    blank = sorted({v for v in vins if v is not None and not _VISIBLE.search(v)})
+    try:
+        DwdVehicleGps.validate(table, lazy=True)
+        reported = []
+    except pandera.errors.SchemaErrors as caught:
+        cases = failure_cases_table(caught.failure_cases).to_pylist()
+        reported = sorted(
+            {c["failure_case"] for c in cases if c["check"].startswith("str_contains")}
+        )
+    assert reported == blank
