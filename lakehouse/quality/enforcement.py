@@ -59,6 +59,8 @@ class ChunkedSchemaValidator:
         regrouped for a check that would not look at the values. Otherwise the batch is
         validated whole.
         """
+        if batch.num_rows == 0:
+            return  # as the partition writer skips them: nothing to validate or preview
         if not _schema_decides(self.schema, batch.schema, schema):
             self(_conformed([batch], schema))
             return
