@@ -84,6 +84,15 @@ def test_in_process_chain_reports_metadata_and_checks(local_storage, catalog):
               for c in result.get_asset_check_evaluations()}  # fmt: skip
     assert checks[(ADS_TABLE, "pandera_schema")] is True
     assert checks[(ODS_TABLE, "no_quarantined_files")] is False  # dirty mode uploads junk
+    # Every published row went through its layer's schema check, which says whether it looks at
+    # values (ODS has no rule about them: its raw files are checked for columns and types).
+    schema_checks = {c.asset_key.to_user_string(): c.metadata
+                     for c in result.get_asset_check_evaluations()
+                     if c.check_name == "pandera_schema"}  # fmt: skip
+    assert schema_checks[ODS_TABLE]["rows_validated"].value == ods["rows_out"].value
+    assert schema_checks[DWD_TABLE]["rows_validated"].value == dwd["rows_out"].value
+    assert schema_checks[ODS_TABLE]["schema_rules_values"].value is False
+    assert schema_checks[DWD_TABLE]["schema_rules_values"].value is True
     assert len(_ads_rows(local_storage.warehouse())) == 40
 
 

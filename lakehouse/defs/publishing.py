@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from lakehouse.defs.checks import SCHEMA_CHECK
 from lakehouse.partitions import HourPartition
-from lakehouse.quality.enforcement import ChunkedSchemaValidator, SchemaViolation
+from lakehouse.quality.enforcement import ChunkedSchemaValidator, SchemaViolation, rules_values
 from lakehouse.quality.schemas import LAYER_SCHEMAS
 from lakehouse.resources.catalog import CatalogResource
 from lakehouse.resources.zones import Zone
@@ -185,6 +185,9 @@ def schema_check_result(
         metadata={
             "schema": validator.schema.__name__,
             "rows_validated": validator.rows_validated,
+            # False for ODS: every column typed and nullable, so its rows are checked for their
+            # columns and types, and rows read but not rewritten need no decoding for that
+            "schema_rules_values": rules_values(validator.schema),
             "chunks_validated": validator.chunks_validated,
             "validation_seconds": round(validator.seconds, 3),
         },
