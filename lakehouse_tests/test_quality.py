@@ -134,6 +134,7 @@ def test_engine_written_partitions_are_validated_before_publishing(local_storage
 
 # --- Validating rows that are read but not written (ODS files joined as they are) ---
 
+
 def _validated_whole(validator: ChunkedSchemaValidator, batch: pa.RecordBatch) -> None:
     """The reference: every row decoded into the table's types and validated, as written."""
     for _ in validated_row_groups([batch], ODS_SCHEMA, validator):
