@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -121,6 +122,48 @@ def test_bad_files_are_quarantined_and_good_files_land(local_storage, catalog):
     assert [r["vin"] for r in ads] == ["VIN001", "VIN002"]
     # Raw files are never modified or removed.
     assert raw.exists(f"{hour_dir}/corrupt.parquet") and raw.exists(f"{hour_dir}/.DS_Store")
+
+
+def _dictionary_index_past_the_end() -> bytes:
+    """A Parquet file whose vin column is dictionary-encoded (3 values) and whose data page has
+    an index of 3: the footer and every value are intact, only an index points nowhere."""
+    rows = [{**GOOD[0], "vin": f"VIN{i % 3:03d}"} for i in range(4096)]
+    sink = pa.BufferOutputStream()
+    pq.write_table(ods_table(rows), sink, compression="none", write_statistics=False)
+    clean = sink.getvalue().to_pybytes()
+    vin = pq.read_metadata(pa.BufferReader(clean)).row_group(0).column(0)
+    # One byte of 2-bit indices set to 0xff is four indices of 3. Which byte is packed indices,
+    # not a run header, is found by trying: the file must read, with an index past the end.
+    for offset in range(vin.data_page_offset + 64, vin.data_page_offset + 1024):
+        payload = bytearray(clean)
+        payload[offset] = 0xFF
+        try:
+            column = pq.read_table(pa.BufferReader(bytes(payload)), read_dictionary=["vin"])["vin"]
+        except OSError:
+            continue
+        if max(pc.max(chunk.indices).as_py() for chunk in column.chunks) >= 3:
+            return bytes(payload)
+    raise AssertionError("no byte of the vin data page gave an index past the dictionary")
+
+
+def test_a_dictionary_index_past_its_dictionary_quarantines_the_file(local_storage, catalog):
+    """Dictionary-encoded strings are judged once per value and never decoded by the intake,
+    so their indices are checked; a file with one out of range must not reach ODS."""
+    raw = local_storage.raw()
+    write_raw(raw, "good.parquet", ods_table(GOOD))
+    raw.write_bytes(
+        f"{ODS_TABLE}/{HOUR.hive_path}/bad_index.parquet", _dictionary_index_past_the_end()
+    )
+
+    result = materialize_hour(local_storage, catalog)
+    assert result.success
+    ods = materialization_metadata(result, ODS_TABLE)
+    reasons = {q["file"].rsplit("/", 1)[1]: q["reason"] for q in ods["quarantined"].value}
+    assert list(reasons) == ["bad_index.parquet"]
+    assert "dictionary index (3) outside its 3 values" in reasons["bad_index.parquet"]
+    assert ods["rows_out"].value == len(GOOD)
+    published = pq.read_table(local_storage.warehouse().path(partition_relpath(ODS_TABLE, HOUR)))
+    assert published.num_rows == len(GOOD)
 
 
 def test_compatible_types_are_widened(local_storage, catalog):

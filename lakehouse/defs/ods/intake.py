@@ -229,10 +229,26 @@ def _string_faults(
     A dictionary column is judged on its distinct values, mapped to rows only if one fails.
     """
     if pa.types.is_dictionary(column.type):
+        _require_indices_in_range(column)
         invalid, over = _string_faults(column.dictionary, limit)
         return _per_row(invalid, column.indices), _per_row(over, column.indices)
     over = pc.greater(pc.fill_null(pc.binary_length(column), 0), limit)
     return _invalid_utf8(column), (over if pc.any(over).as_py() else None)
+
+
+def _require_indices_in_range(column: pa.DictionaryArray) -> None:
+    """Refuse a row whose dictionary index points past the dictionary: a corrupt file.
+
+    pyarrow does not check indices when it reads a column as a dictionary, and nothing decodes
+    these rows before DWD does (the values are judged once each), so the bounds are checked here.
+    """
+    bounds = pc.min_max(column.indices)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is not None and (low < 0 or high >= len(column.dictionary)):
+        bad = low if low < 0 else high
+        raise FileFault(
+            f"corrupt data: a dictionary index ({bad}) outside its {len(column.dictionary)} values"
+        )
 
 
 def _per_row(value_mask: pa.BooleanArray | None, indices: pa.Array) -> pa.BooleanArray | None:
