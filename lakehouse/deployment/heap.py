@@ -6,7 +6,7 @@ walks every one of them on each full collection, and full collections keep happe
 imports grow the heap and while a run allocates. :func:`freeze_loaded_heap` moves everything
 alive at that moment into the permanent generation (:func:`gc.freeze`), which collections leave
 alone; objects made later (a run's frames, Arrow batches, event records) are collected as before.
-In an hour's ``dagster asset materialize`` this saves about 0.15 s of the main thread.
+In an hour's ``dagster asset materialize`` full collections went from 0.30 to 0.11 s.
 
 At exit the heap is unfrozen again, so the interpreter's last collections free it as usual:
 DuckDB's bindings (nanobind) report each of their objects still alive at exit as a leak, and a
