@@ -237,7 +237,7 @@ def _string_faults(
 
 
 def _require_indices_in_range(column: pa.DictionaryArray) -> None:
-    """Refuse a row whose dictionary index points past the dictionary: a corrupt file.
+    """Refuse the file when a dictionary index points outside the dictionary: it is corrupt.
 
     pyarrow does not check indices when it reads a column as a dictionary, and nothing decodes
     these rows before DWD does (the values are judged once each), so the bounds are checked here.
