@@ -17,6 +17,8 @@ import pandera.errors
 import pandera.pyarrow as pa
 import pyarrow
 
+from lakehouse.warehouse.partition_store import conformed
+
 MAX_FAILURE_CASES = 20
 HEAD_ROWS = 5
 FAILURE_COLUMNS = ("column", "check", "failure_case")
@@ -62,13 +64,13 @@ class ChunkedSchemaValidator:
         if batch.num_rows == 0:
             return  # as the partition writer skips them: nothing to validate or preview
         if not _schema_decides(self.schema, batch.schema, schema):
-            self(_conformed([batch], schema))
+            self(conformed([batch], schema))
             return
         if batch.schema in self._accounted:
             self.rows_validated += batch.num_rows
             return
         sample = batch.slice(0, HEAD_ROWS)
-        self(_conformed([sample], schema))
+        self(conformed([sample], schema))
         self.rows_validated += batch.num_rows - sample.num_rows
         self._accounted.add(batch.schema)
 
@@ -141,10 +143,6 @@ def _schema_decides(
         ):
             return False  # a cast whose success may depend on values
     return True
-
-
-def _conformed(batches: list[pyarrow.RecordBatch], schema: pyarrow.Schema) -> pyarrow.Table:
-    return pyarrow.Table.from_batches(batches).select(schema.names).cast(schema)
 
 
 def failure_cases_table(cases: object) -> pyarrow.Table:

@@ -233,12 +233,12 @@ def _row_groups(
         pending.append(batch)
         pending_rows += batch.num_rows
         if pending_rows >= target_rows:
-            yield _conform(pending, schema)
+            yield conformed(pending, schema)
             pending, pending_rows = [], 0
     if pending:
-        yield _conform(pending, schema)
+        yield conformed(pending, schema)
 
 
-def _conform(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+def conformed(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
     """Cast engine output (nullable, maybe string views) to the table's declared schema."""
     return pa.Table.from_batches(batches).select(schema.names).cast(schema)
