@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from lakehouse.defs.ods.discovery import ScanCursor, scan
+from lakehouse.defs.ods.intake import FOOTER_TAIL_BYTES
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.partitions import HourPartition
 from lakehouse.resources.listing import ListedObject
@@ -120,6 +121,23 @@ def test_junk_and_bad_files_are_skipped_and_flagged_without_failing(storage):
         "up.parquet.tmp": "temporary upload name",
         "notes.txt": "unknown extension",
     }
+
+
+def test_orc_files_larger_than_the_footer_tail_are_judged_not_flagged(storage):
+    """Discovery reads a file's last 256 KiB; an ORC file's row indexes lie before that."""
+    rows = 30_000
+    payloads = [os.urandom(16).hex() for _ in range(rows)]  # incompressible: ~1 MB of data
+    table = ods_table([ROW] * rows).set_column(6, "raw_payload", pa.array(payloads))
+    _upload(storage, "big.orc", H23, table)
+    _upload(storage, "wrong.orc", H23, pa.table({"vin": ["V"], "speed": ["fast"]}))
+    listed = storage.raw().list_files(_hour_dir(H23))
+    (size,) = [o.size for o in listed if o.key.endswith("big.orc")]
+    assert size > 2 * FOOTER_TAIL_BYTES
+    (observation,) = tick(storage).asset_events
+    flagged = observation.metadata["flagged_schema"].value
+    assert list(flagged) == ["wrong.orc"]
+    assert flagged["wrong.orc"].startswith("schema mismatch: missing column")
+    assert observation.metadata["rows_in_footers"].value == rows
 
 
 def test_cursor_survives_a_restart(storage):

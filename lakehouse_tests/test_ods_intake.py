@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK
-from lakehouse.defs.ods.footers import check_footer, schema_problems
+from lakehouse.defs.ods.footers import FileFault, check_footer, schema_problems
 from lakehouse.defs.ods.intake import RowCounts, junk_reason, read_rows
 from lakehouse.tables import ADS_TABLE, ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
@@ -90,6 +93,7 @@ def test_bad_files_are_quarantined_and_good_files_land(local_storage, catalog):
     raw.write_bytes(f"{hour_dir}/corrupt.orc", b"ORC" + b"\x07" * 300)
     raw.write_bytes(f"{hour_dir}/bad_pages.parquet", _corrupt_data_pages(ods_table(MORE * 50)))
     write_raw(raw, "wrong_schema.parquet", pa.table({"vin": ["X"], "latitude": [1.0]}))
+    write_raw(raw, "wrong_schema.orc", pa.table({"vin": ["X"], "speed": ["fast"]}))
 
     result = materialize_hour(local_storage, catalog)
     assert result.success
@@ -98,11 +102,13 @@ def test_bad_files_are_quarantined_and_good_files_land(local_storage, catalog):
     assert ods["rows_out"].value == 3
     assert ods["files_read"].value == 2
     assert ods["files_skipped"].value == 4
-    assert ods["files_quarantined"].value == 4
+    assert ods["files_quarantined"].value == 5
     reasons = {q["file"].rsplit("/", 1)[1]: q["reason"] for q in ods["quarantined"].value}
     assert set(reasons) == {"corrupt.parquet", "corrupt.orc", "bad_pages.parquet",
-                            "wrong_schema.parquet"}  # fmt: skip
+                            "wrong_schema.parquet", "wrong_schema.orc"}  # fmt: skip
     assert reasons["wrong_schema.parquet"].startswith("schema mismatch: missing column")
+    assert reasons["wrong_schema.orc"].startswith("schema mismatch: missing column 'device_id'")
+    assert "column 'speed' is string, expected double" in reasons["wrong_schema.orc"]
     assert "footer" in reasons["corrupt.parquet"]
     assert reasons["bad_pages.parquet"].startswith("unreadable data")
     skipped = {s["file"].rsplit("/", 1)[1]: s["reason"] for s in ods["skipped"].value}
@@ -116,12 +122,42 @@ def test_bad_files_are_quarantined_and_good_files_land(local_storage, catalog):
     record = json.loads(warehouse.read_bytes(f"_intake/{ODS_TABLE}/{HOUR.hive_path}/intake.json"))
     accepted = sorted(a["file"].rsplit("/", 1)[1] for a in record["accepted"])
     assert accepted == ["good.orc", "good.parquet"]
-    assert len(record["quarantined"]) == 4
+    assert len(record["quarantined"]) == 5
 
     ads = pq.read_table(warehouse.path(partition_relpath(ADS_TABLE, HOUR))).to_pylist()
     assert [r["vin"] for r in ads] == ["VIN001", "VIN002"]
     # Raw files are never modified or removed.
     assert raw.exists(f"{hour_dir}/corrupt.parquet") and raw.exists(f"{hour_dir}/.DS_Store")
+
+
+def test_orc_footers_are_judged_from_their_tail_as_discovery_reads_them(tmp_path):
+    """The capped child bounds the strings, then the schema is read in process (both from the
+    file's last bytes alone, as the DataScan sensor has them)."""
+    good, wrong = tmp_path / "good.orc", tmp_path / "wrong.orc"
+    orc.write_table(ods_table(GOOD * 3000), good, stripe_size=64 << 10)
+    orc.write_table(pa.table({"vin": ["X"], "lat": [1]}), wrong)
+    tail = good.read_bytes()[-4096:]
+    check = check_footer(tail, "orc")
+    assert check.rows == 6000 and 1024 <= check.batch_rows <= 256 * 1024
+    with pytest.raises(FileFault, match=r"schema mismatch: missing column 'device_id'"):
+        check_footer(wrong.read_bytes(), "orc")
+    with pytest.raises(FileFault, match="unreadable orc footer"):
+        check_footer(b"ORC" + b"\x07" * 300, "orc")
+
+
+def test_the_orc_footer_child_loads_no_pyarrow(tmp_path):
+    """Its start-up is paid by every hour with ORC in it: pyarrow alone would triple it."""
+    path = tmp_path / "good.orc"
+    orc.write_table(ods_table(GOOD), path)
+    probe = (
+        "import sys; from lakehouse.defs.ods.orc_statistics import _child; "
+        "print(_child([(sys.argv[1], True)]), sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pyarrow', 'pandas', 'numpy', 'dagster')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[{'rows': 2, 'batch_rows': 262144}] []"
 
 
 def _dictionary_index_past_the_end() -> bytes:
