@@ -7,6 +7,7 @@ training-set asset, all in process; every expectation is recomputed in plain Pyt
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +17,14 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lakehouse.defs.checks import SCHEMA_CHECK
 from lakehouse.defs.ml import features
 from lakehouse.defs.ml.features import split_predicate
 from lakehouse.governance.masking import SALT_ENV
+from lakehouse.quality.enforcement import failure_cases_table
 from lakehouse.quality.schemas import MlGpsTrainingSet
 from lakehouse.resources.storage import LakehouseStorage
 from lakehouse.sql_text import quote_literal
@@ -267,6 +271,27 @@ def test_schema_refuses_rows_the_training_set_never_holds(change: dict) -> None:
     MlGpsTrainingSet.validate(_one_row(), lazy=True)  # the unchanged row passes
     with pytest.raises(pandera.errors.SchemaErrors):
         MlGpsTrainingSet.validate(_one_row(**change), lazy=True)
+
+
+_HASHES = ["0" * 64, "ab" * 32, "0123456789abcdef" * 4]
+_NOT_HASHES = ["AB" * 32, "0" * 63, "0" * 65, "0" * 64 + "\n", "", VINS[0], "g" + "0" * 63]
+
+
+@settings(max_examples=80, deadline=None)
+@given(ids=st.lists(st.sampled_from(_HASHES + _NOT_HASHES) | st.text(max_size=4), max_size=40))
+def test_hashed_id_rule_fails_exactly_the_ids_that_are_not_hashes(ids: list[str]) -> None:
+    """Against Python's ``re`` on every row: the ids reported are exactly those that are not
+    64 lower-case hex digits, however often each repeats (the rule matches distinct ids)."""
+    table = pa.concat_tables([_one_row(vehicle_id=i) for i in ids] or [_one_row()])
+    wrong = sorted({i for i in ids if not re.fullmatch(r"[0-9a-f]{64}", i)})
+    try:
+        MlGpsTrainingSet.validate(table, lazy=True)
+        reported = []
+    except pandera.errors.SchemaErrors as caught:
+        cases = failure_cases_table(caught.failure_cases).to_pylist()
+        checks = {c["failure_case"]: c["check"] for c in cases}
+        reported = sorted(i for i, check in checks.items() if check.startswith("str_matches"))
+    assert reported == wrong
 
 
 def test_asset_reads_the_days_hours_through_its_partition_mapping() -> None:

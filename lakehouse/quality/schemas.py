@@ -29,6 +29,19 @@ HASHED_ID_PATTERN = r"^[0-9a-f]{64}$"
 SECONDS_PER_DAY = 86_400
 
 
+def matches_by_distinct_value(
+    column: pyarrow.ChunkedArray, pattern: str
+) -> bool | pyarrow.ChunkedArray:
+    """Whether every value of ``column`` matches the RE2 ``pattern``, as pandera wants it.
+
+    Each distinct value is matched once: True when all match, else the row-by-row result, for
+    pandera's failure cases. NULLs pass; nullability is the column's own rule.
+    """
+    if pc.all(pc.match_substring_regex(pc.unique(column), pattern)).as_py():
+        return True
+    return pc.match_substring_regex(column, pattern)
+
+
 class OdsVehicleGpsRaw(pa.DataFrameModel):
     """Raw reports as uploaded: typed, but any value may be missing or wrong."""
 
@@ -66,10 +79,7 @@ class DwdVehicleGps(pa.DataFrameModel):
         against the distinct VINs, and row by row only when one of them breaks it, for the
         failure cases.
         """
-        column = data.table[data.key]
-        if pc.all(pc.match_substring_regex(pc.unique(column), NOT_BLANK_PATTERN)).as_py():
-            return True
-        return pc.match_substring_regex(column, NOT_BLANK_PATTERN)
+        return matches_by_distinct_value(data.table[data.key], NOT_BLANK_PATTERN)
 
     @pa.dataframe_check(
         native=False, error="loc_valid must equal lng BETWEEN 70 AND 140 AND lat BETWEEN 10 AND 60"
@@ -127,7 +137,7 @@ class DwsVehicleDailyStat(pa.DataFrameModel):
 class MlGpsTrainingSet(pa.DataFrameModel):
     """Per-point features and next-point speed: hashed ids only, finite numbers in range."""
 
-    vehicle_id: pyarrow.string() = pa.Field(nullable=False, str_matches=HASHED_ID_PATTERN)
+    vehicle_id: pyarrow.string() = pa.Field(nullable=False)  # and ``vehicle_id_is_hashed``
     seconds_since_midnight: pyarrow.int32() = pa.Field(nullable=False, ge=0, le=SECONDS_PER_DAY - 1)
     hour_of_day: pyarrow.int32() = pa.Field(nullable=False, ge=0, le=23)
     speed: pyarrow.float64() = pa.Field(nullable=False, ge=0, le=MAX_SPEED_KMH)
@@ -139,6 +149,14 @@ class MlGpsTrainingSet(pa.DataFrameModel):
 
     class Config:
         strict = True
+
+    @pa.check("vehicle_id", native=True, error=f"str_matches('{HASHED_ID_PATTERN}')")
+    @classmethod
+    def vehicle_id_is_hashed(cls, data: PyArrowData) -> bool | pyarrow.ChunkedArray:
+        """Only hashed ids, never a raw VIN; a day repeats each id thousands of times, so the
+        pattern is matched against the distinct ids (matching every row was 70% of the
+        validation of a 3.2M-row split)."""
+        return matches_by_distinct_value(data.table[data.key], HASHED_ID_PATTERN)
 
     @pa.dataframe_check(native=False, error="hour_of_day must be seconds_since_midnight // 3600")
     @classmethod
