@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lakehouse.defs.checks import NO_QUARANTINED_FILES_CHECK
-from lakehouse.defs.ods.footers import FileFault, check_footer, schema_problems
+from lakehouse.defs.ods.footers import check_footer, schema_problems
 from lakehouse.defs.ods.intake import RowCounts, junk_reason, read_rows
 from lakehouse.tables import ADS_TABLE, ODS_SCHEMA, ODS_TABLE
 from lakehouse.warehouse.partition_store import partition_relpath
@@ -128,36 +125,6 @@ def test_bad_files_are_quarantined_and_good_files_land(local_storage, catalog):
     assert [r["vin"] for r in ads] == ["VIN001", "VIN002"]
     # Raw files are never modified or removed.
     assert raw.exists(f"{hour_dir}/corrupt.parquet") and raw.exists(f"{hour_dir}/.DS_Store")
-
-
-def test_orc_footers_are_judged_from_their_tail_as_discovery_reads_them(tmp_path):
-    """The capped child bounds the strings, then the schema is read in process (both from the
-    file's last bytes alone, as the DataScan sensor has them)."""
-    good, wrong = tmp_path / "good.orc", tmp_path / "wrong.orc"
-    orc.write_table(ods_table(GOOD * 3000), good, stripe_size=64 << 10)
-    orc.write_table(pa.table({"vin": ["X"], "lat": [1]}), wrong)
-    tail = good.read_bytes()[-4096:]
-    check = check_footer(tail, "orc")
-    assert check.rows == 6000 and 1024 <= check.batch_rows <= 256 * 1024
-    with pytest.raises(FileFault, match=r"schema mismatch: missing column 'device_id'"):
-        check_footer(wrong.read_bytes(), "orc")
-    with pytest.raises(FileFault, match="unreadable orc footer"):
-        check_footer(b"ORC" + b"\x07" * 300, "orc")
-
-
-def test_the_orc_footer_child_loads_no_pyarrow(tmp_path):
-    """Its start-up is paid by every hour with ORC in it: pyarrow alone would triple it."""
-    path = tmp_path / "good.orc"
-    orc.write_table(ods_table(GOOD), path)
-    probe = (
-        "import sys; from lakehouse.defs.ods.orc_statistics import _child; "
-        "print(_child([(sys.argv[1], True)]), sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('pyarrow', 'pandas', 'numpy', 'dagster')))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[{'rows': 2, 'batch_rows': 262144}] []"
 
 
 def _dictionary_index_past_the_end() -> bytes:
