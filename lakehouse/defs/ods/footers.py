@@ -40,11 +40,14 @@ class FooterCheck:
 
     ``dictionary_columns``: string columns the file stores dictionary-encoded throughout, which
     are read as dictionaries (their distinct values decoded and judged once, not every row's).
+    ``whole_stripes``: an ORC file whose every stripe is small enough to decode at once (the
+    fast path); otherwise its stripes are streamed in batches of ``batch_rows``.
     """
 
     rows: int
     batch_rows: int
     dictionary_columns: tuple[str, ...] = ()
+    whole_stripes: bool = False
 
 
 def schema_problems(schema: pa.Schema) -> list[str]:
@@ -182,4 +185,4 @@ def _check_orc_isolated(sources: Mapping[str, str | bytes]) -> dict[str, FooterC
 def _orc_schema(path: str, bounds: dict) -> FooterCheck:
     """The schema check of an ORC file whose footer the child parsed within its memory cap."""
     _raise_schema_problems(orc.ORCFile(path).schema)
-    return FooterCheck(bounds["rows"], bounds["batch_rows"])
+    return FooterCheck(bounds["rows"], bounds["batch_rows"], whole_stripes=bounds["whole_stripes"])

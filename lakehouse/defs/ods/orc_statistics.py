@@ -32,6 +32,10 @@ from lakehouse.rules import STRING_LIMITS
 ORC_FOOTER_MEMORY = 512 << 20
 # Time one file's footer and statistics may take to read.
 ORC_CHECK_TIMEOUT_S = 120
+# A stripe declaring at most this many bytes (strings, and 8 per number) is decoded at once;
+# a larger one, or one without statistics, is streamed in batches of ``batch_rows``.
+WHOLE_STRIPE_BYTES = 256 << 20
+NUMBER_BYTES = 8 * 3  # lng, lat, speed
 # Min and max strings a footer may hold (all columns): what the parent's own parse may cost.
 # An ODS footer holds a few per column, each within its column's limit (64 KiB at most).
 FOOTER_STRING_BYTES = 16 << 20
@@ -126,11 +130,24 @@ def string_bounds(path: str, whole: bool) -> dict:
         }
         _check_footer_strings(reader, strings)
         limited = {name: column for name, column in strings.items() if name in STRING_LIMITS}
-        widest_row = _widest_row(reader, limited)  # the file as a whole
+        widest_row = _per_row(_declared(reader, limited))  # the file as a whole
+        widest_stripe = 0  # bytes, or None once a stripe keeps no statistics to bound it by
         for stripe_index in range(reader.num_of_stripes if whole else 0):
-            stripe_row = _widest_row(reader.read_stripe(stripe_index), limited)
-            widest_row = max(widest_row, stripe_row)
-        return {"rows": len(reader), "batch_rows": batch_rows(widest_row)}
+            stripe = reader.read_stripe(stripe_index)
+            declared = _declared(stripe, limited)
+            widest_row = max(widest_row, _per_row(declared))
+            if declared is None or widest_stripe is None:
+                widest_stripe = None
+            else:
+                widest_stripe = max(widest_stripe, declared[1] + NUMBER_BYTES * len(stripe))
+        return {
+            "rows": len(reader),
+            "batch_rows": batch_rows(widest_row),
+            # A tail is never decoded; a whole file's stripes are decoded at once if all are small.
+            "whole_stripes": whole
+            and widest_stripe is not None
+            and widest_stripe <= WHOLE_STRIPE_BYTES,
+        }
 
 
 def _check_footer_strings(reader, strings: dict[str, int]) -> None:
@@ -147,21 +164,30 @@ def _check_footer_strings(reader, strings: dict[str, int]) -> None:
         )
 
 
-def _widest_row(part, columns: dict[str, int]) -> float:
-    """Bytes per row the part's string columns declare; raises if one declares too many.
+def _declared(part, columns: dict[str, int]) -> tuple[int, int] | None:
+    """Rows and string bytes the part's string columns declare; raises if one declares more
+    than its values can hold. None if the part keeps no statistics of them.
 
     ``part``: a pyorc reader or stripe, whose ``[column_id].statistics`` cover it.
     """
     rows = string_bytes = 0
+    kept = False
     for name, column_id in columns.items():
         stats = _statistics(part, name, column_id)
         if stats is None:
             continue
+        kept = True
         values, declared = stats.get("number_of_values", 0), stats.get("total_length", 0)
         rows = max(rows, values)
         string_bytes += declared
         check_declared_size(name, declared, values, STRING_LIMITS[name])
-    return string_bytes / rows + 8 * 3 if rows else 1.0
+    return (rows, string_bytes) if kept else None
+
+
+def _per_row(declared: tuple[int, int] | None) -> float:
+    """Bytes per row: the declared strings' share, and the three numbers."""
+    rows, string_bytes = declared or (0, 0)
+    return string_bytes / rows + NUMBER_BYTES if rows else 1.0
 
 
 def _statistics(part, name: str, column_id: int) -> dict | None:
