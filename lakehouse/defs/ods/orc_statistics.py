@@ -74,10 +74,11 @@ def _one_child(files: Sequence[tuple[str, bool]]) -> tuple[list[dict], str | Non
                 child.stdin.write(json.dumps(list(files)).encode())
                 child.stdin.close()
             answered, stalled = _read_answers(child, len(files))
-            if stalled:
-                child.kill()
         finally:
+            if child.poll() is None:  # stalled, or done answering: its teardown is not needed
+                child.kill()
             child.wait()
+            child.stdout.close()
         if len(answered) == len(files):
             return answered, None
         if stalled:
