@@ -43,7 +43,7 @@ STRING_KINDS = ("string", "varchar", "char")
 
 
 def bounded_in_child(files: Sequence[tuple[str, bool]]) -> list[dict]:
-    """Per file, ``{"rows", "batch_rows"}`` or ``{"fault"}``, answered by capped children.
+    """Per file, ``{"rows", "batch_rows", "whole_stripes"}`` or ``{"fault"}``, from capped children.
 
     ``files``: a path, and whether it holds the whole file (else only its tail, as discovery
     reads it). One child judges them all unless one crashes or stalls it: that file is refused
@@ -112,7 +112,8 @@ def _read_answers(child: subprocess.Popen, expected: int) -> tuple[list[dict], b
 
 
 def string_bounds(path: str, whole: bool) -> dict:
-    """Rows and batch size of one ORC file, from its statistics; raises :class:`FileFault`.
+    """One ORC file's rows, batch size and whether its stripes may be decoded at once, from its
+    statistics; raises :class:`FileFault`.
 
     The file's statistics (in its footer) bound the whole file; a whole file is also bounded
     stripe by stripe, as it is decoded. pyorc reads a stripe's statistics from the stripe's row
