@@ -130,13 +130,14 @@ def string_bounds(path: str, whole: bool) -> dict:
             for name, kind in fields.items()
             if kind.kind.name.lower() in STRING_KINDS
         }
-        _check_footer_strings(reader, strings)
+        in_footer = _statistics_of(reader, strings)  # read once: they are the footer's
+        _check_footer_strings(in_footer)
         limited = {name: column for name, column in strings.items() if name in STRING_LIMITS}
-        widest_row = _per_row(_declared(reader, limited))  # the file as a whole
+        widest_row = _per_row(_declared({name: in_footer[name] for name in limited}))
         widest_stripe = 0  # bytes, or None once a stripe keeps no statistics to bound it by
         for stripe_index in range(reader.num_of_stripes if whole else 0):
             stripe = reader.read_stripe(stripe_index)
-            declared = _declared(stripe, limited)
+            declared = _declared(_statistics_of(stripe, limited))
             widest_row = max(widest_row, _per_row(declared))
             if declared is None or widest_stripe is None:
                 widest_stripe = None
@@ -152,13 +153,12 @@ def string_bounds(path: str, whole: bool) -> dict:
         }
 
 
-def _check_footer_strings(reader, strings: dict[str, int]) -> None:
+def _check_footer_strings(in_footer: dict[str, dict | None]) -> None:
     """Refuse a footer whose min and max strings would make parsing it costly outside the cap."""
     held = 0
-    for name, column_id in strings.items():
-        stats = _statistics(reader, name, column_id) or {}
+    for stats in in_footer.values():
         for key in ("minimum", "maximum"):
-            held += len(stats.get(key, "").encode())
+            held += len((stats or {}).get(key, "").encode())
     if held > FOOTER_STRING_BYTES:
         raise FileFault(
             f"its ORC footer holds {held:,} bytes of min/max strings, more than "
@@ -166,16 +166,13 @@ def _check_footer_strings(reader, strings: dict[str, int]) -> None:
         )
 
 
-def _declared(part, columns: dict[str, int]) -> tuple[int, int] | None:
-    """Rows and string bytes the part's string columns declare; raises if one declares more
-    than its values can hold. None if the part keeps no statistics of them.
-
-    ``part``: a pyorc reader or stripe, whose ``[column_id].statistics`` cover it.
-    """
+def _declared(statistics: dict[str, dict | None]) -> tuple[int, int] | None:
+    """Rows and string bytes that limited string columns declare, from their statistics over
+    one part of a file; raises if one declares more than its values can hold. None if the part
+    keeps no statistics of them."""
     rows = string_bytes = 0
     kept = False
-    for name, column_id in columns.items():
-        stats = _statistics(part, name, column_id)
+    for name, stats in statistics.items():
         if stats is None:
             continue
         kept = True
@@ -190,6 +187,11 @@ def _per_row(declared: tuple[int, int] | None) -> float:
     """Bytes per row: the declared strings' share, and the three numbers."""
     rows, string_bytes = declared or (0, 0)
     return string_bytes / rows + NUMBER_BYTES if rows else 1.0
+
+
+def _statistics_of(part, columns: dict[str, int]) -> dict[str, dict | None]:
+    """Each column's statistics over ``part``, a pyorc reader (the file) or stripe."""
+    return {name: _statistics(part, name, column_id) for name, column_id in columns.items()}
 
 
 def _statistics(part, name: str, column_id: int) -> dict | None:
