@@ -4,13 +4,17 @@ The access policy (``policy.yaml``) is read here, so a policy naming a role, tab
 that does not exist stops the code location from loading; a changed policy arrives with a reload
 and is applied to the shares by the ``policy_reconciliation`` sensor. Loading it also makes the
 process's new files private (umask 077, see ``lakehouse.deployment.privacy``): every CLI run,
-code server and run worker loads this module before it writes any data. Once loaded, the
-process's heap is frozen out of cyclic garbage collection (``lakehouse.deployment.heap``): it
-lives as long as the process, and walking it again and again is time a run does not need.
+code server and run worker loads this module before it writes any data. Its first import loads
+the long-lived libraries and freezes them out of cyclic garbage collection
+(``lakehouse.deployment.long_lived``): they live as long as the process, and walking them again
+and again (or once more at exit) is time a run does not need.
 """
 
 import dagster as dg
 
+import lakehouse.deployment.long_lived  # noqa: F401  (first: loads and freezes the libraries)
+
+# isort: split
 from lakehouse.defs.automation import lakehouse_automation
 from lakehouse.defs.dashboard.assets import fleet_dashboard
 from lakehouse.defs.dws.assets import dws_vehicle_daily_stat
@@ -23,7 +27,6 @@ from lakehouse.defs.ods.assets import ods_vehicle_gps_raw
 from lakehouse.defs.ods.sensors import ods_datascan
 from lakehouse.defs.share.assets import build_share_assets
 from lakehouse.defs.share.sensors import build_policy_sensor, share_remask_job
-from lakehouse.deployment.heap import freeze_loaded_heap
 from lakehouse.deployment.privacy import keep_files_private
 from lakehouse.governance.io_manager import masked_table_loader
 from lakehouse.governance.policy import AccessPolicy, load_policy
@@ -91,4 +94,3 @@ def build_definitions(policy: AccessPolicy) -> dg.Definitions:
 
 
 defs = build_definitions(ACCESS_POLICY)
-freeze_loaded_heap()

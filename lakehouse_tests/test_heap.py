@@ -1,4 +1,9 @@
-"""Loading the code location freezes its heap; later garbage and the heap at exit are freed."""
+"""Loading the code location freezes the libraries' heap; later garbage and DuckDB are freed.
+
+Each probe is a fresh interpreter, as a CLI run, run worker or user script is. The exit of each
+is checked for DuckDB's leak report (nanobind prints one when frozen objects keep DuckDB's
+alive), and the real ``dagster asset materialize`` exit is checked in ``test_pipeline``.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,29 @@ import textwrap
 
 from lakehouse_tests.conftest import subprocess_env
 
-# A fresh interpreter, as a CLI run or run worker has: load the definitions, then look at the heap.
 HEAP_PROBE = textwrap.dedent(
     """
-    import gc, json, weakref
+    import gc, json, sys, weakref
+    {before}
+    import dagster
     import lakehouse.definitions as location
+    import duckdb, pandas, pyarrow
+    from lakehouse.deployment.heap import unfreezes_at_exit
 
     frozen = gc.get_freeze_count()
     collectable = gc.get_objects()
-    defs_collectable = any(o is location.defs for o in collectable)
+
+    def is_collectable(thing):
+        return any(o is thing for o in collectable)
+
+    def a_run_step():
+        with duckdb.connect() as con:
+            return con.sql("SELECT 42").fetchall()
+
+    a_run_step()
+    # What a script does: a connection and a relation in its globals until it ends.
+    con = duckdb.connect()
+    relation = con.sql("SELECT range AS n FROM range(10)")
 
     class Node:
         pass
@@ -27,19 +46,40 @@ HEAP_PROBE = textwrap.dedent(
     alive = weakref.ref(node)
     del node
     gc.collect()
-    print(json.dumps({
+    print(json.dumps({{
         "frozen": frozen,
         "collectable": len(collectable),
-        "defs_collectable": defs_collectable,
+        "libraries_collectable": is_collectable(pandas.DataFrame) or is_collectable(pyarrow.Table),
+        "duckdb_collectable": is_collectable(duckdb.DuckDBPyRelation),
+        "unfreezes_at_exit": unfreezes_at_exit(),
         "later_cycle_freed": alive() is None,
-    }))
+    }}))
+    del collectable
+    """
+)
+DAGSTER_COMMAND_PROBE = textwrap.dedent(
+    """
+    import gc, json, sys
+    {before}
+    sys.argv[0] = '/venv/bin/dagster'
+    import dagster
+    import lakehouse.definitions
+    import duckdb
+    from lakehouse.deployment.heap import unfreezes_at_exit
+
+    def a_run_step():
+        with duckdb.connect() as con:
+            return con.sql("SELECT count(*) FROM range(1000)").fetchall()
+
+    a_run_step()
+    print(json.dumps({{"unfreezes_at_exit": unfreezes_at_exit()}}))
     """
 )
 
 
-def test_loading_the_definitions_freezes_them_and_later_cycles_are_still_freed(tmp_path):
+def _probe(tmp_path, code: str, before: str = "") -> tuple[dict, str]:
     done = subprocess.run(
-        [sys.executable, "-c", HEAP_PROBE],
+        [sys.executable, "-c", code.format(before=before)],
         cwd=tmp_path,
         env=subprocess_env(),
         capture_output=True,
@@ -47,11 +87,41 @@ def test_loading_the_definitions_freezes_them_and_later_cycles_are_still_freed(t
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    heap = json.loads(done.stdout.strip().splitlines()[-1])
-    # Nearly everything the load made is out of the collector's reach, the definitions included.
-    assert heap["frozen"] > 20 * heap["collectable"], heap
-    assert heap["defs_collectable"] is False
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def _no_leak_report(stderr: str) -> bool:
+    return "nanobind" not in stderr and "leaked" not in stderr
+
+
+def test_the_libraries_are_frozen_before_duckdb_and_a_script_ends_without_a_leak_report(
+    tmp_path,
+):
+    heap, stderr = _probe(tmp_path, HEAP_PROBE)
+    # The libraries (most of the heap) are out of the collector's reach; DuckDB, loaded after
+    # them, is not.
+    assert heap["frozen"] > 10 * heap["collectable"], heap
+    assert heap["libraries_collectable"] is False
+    assert heap["duckdb_collectable"] is True
+    # A script's globals are frozen with ``__main__`` and hold a DuckDB connection: its heap is
+    # handed back to the collector at exit, so nothing of DuckDB's is left alive.
+    assert heap["unfreezes_at_exit"] is True
+    assert _no_leak_report(stderr), stderr[-2000:]
     # A reference cycle made after loading (a run's frames, batches, events) is still collected.
     assert heap["later_cycle_freed"] is True
-    # The heap is unfrozen at exit and freed as usual: DuckDB's bindings report nothing leaked.
-    assert "nanobind" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_dagster_command_leaves_the_heap_frozen_and_ends_without_a_leak_report(tmp_path):
+    heap, stderr = _probe(tmp_path, DAGSTER_COMMAND_PROBE)
+    assert heap["unfreezes_at_exit"] is False
+    assert _no_leak_report(stderr), stderr[-2000:]
+
+
+def test_a_heap_frozen_with_duckdb_in_it_is_unfrozen_at_exit(tmp_path):
+    """DuckDB imported before the lakehouse: even a Dagster command hands the heap back."""
+    heap, stderr = _probe(tmp_path, DAGSTER_COMMAND_PROBE, before="import duckdb")
+    assert heap["unfreezes_at_exit"] is True
+    assert _no_leak_report(stderr), stderr[-2000:]
+    heap, stderr = _probe(tmp_path, HEAP_PROBE, before="import duckdb")
+    assert heap["duckdb_collectable"] is False  # frozen with the rest, until exit
+    assert _no_leak_report(stderr), stderr[-2000:]
