@@ -19,7 +19,7 @@ HEAP_PROBE = textwrap.dedent(
     import gc, json, sys, weakref
     {before}
     import dagster
-    import lakehouse.definitions as location
+    import lakehouse.definitions
     import duckdb, pandas, pyarrow
     from lakehouse.deployment.heap import unfreezes_at_exit
 
